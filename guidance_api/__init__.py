@@ -1,0 +1,1 @@
+"""HTTP API for drivers, operators, the city and integrators (aiohttp)."""
