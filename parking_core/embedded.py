@@ -265,4 +265,6 @@ class MosquittoBroker:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
+        if self._proc.stderr is not None:
+            self._proc.stderr.close()
         self._proc = None
