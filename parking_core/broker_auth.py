@@ -48,9 +48,7 @@ def verify_password(password: str, hashed: str) -> bool:
         return False
     if kind != "7":
         return False
-    digest = hashlib.pbkdf2_hmac(
-        "sha512", password.encode(), base64.b64decode(salt_b64), int(iterations)
-    )
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), base64.b64decode(salt_b64), int(iterations))
     return secrets.compare_digest(digest, base64.b64decode(digest_b64))
 
 
@@ -64,8 +62,10 @@ def device_acl(grant: DeviceGrant, prefix: str) -> str:
     device = grant.device_id
     lines = [f"user {device}", f"topic write {prefix}/devices/{device}/presence"]
     if grant.kind == "bay_sensor":
-        lines += [f"topic write {prefix}/sensors/{device}/state",
-                  f"topic write {prefix}/sensors/{device}/heartbeat"]
+        lines += [
+            f"topic write {prefix}/sensors/{device}/state",
+            f"topic write {prefix}/sensors/{device}/heartbeat",
+        ]
     elif grant.kind == "gate":
         lines += [f"topic write {prefix}/gates/{device}/{leaf}" for leaf in ("plate", "passage", "ack")]
         lines.append(f"topic read {prefix}/gates/{device}/command")
@@ -122,7 +122,10 @@ def render_broker_files(grants: Iterable[DeviceGrant], prefix: str) -> tuple[str
 
 
 def apply_broker_files(
-    grants: Iterable[DeviceGrant], prefix: str, password_file: Path, acl_file: Path,
+    grants: Iterable[DeviceGrant],
+    prefix: str,
+    password_file: Path,
+    acl_file: Path,
     pid_file: Path | None,
 ) -> bool:
     """Rewrite the broker's password file and ACL and signal it to reload; tell if it was signalled."""

@@ -22,8 +22,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--database-url", help="override PARKING_DATABASE_URL")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("upgrade", help="apply pending migrations (safe to run again)")
-    up.add_argument("--timescale", choices=["auto", "on", "off"],
-                    help="use TimescaleDB: auto (if installed; default), on (required), off")
+    up.add_argument(
+        "--timescale",
+        choices=["auto", "on", "off"],
+        help="use TimescaleDB: auto (if installed; default), on (required), off",
+    )
     sub.add_parser("status", help="show the schema mode and the applied and pending migrations")
     create = sub.add_parser("create-database", help="create a database on the server if missing")
     create.add_argument("name")
@@ -61,9 +64,14 @@ def _run(args: argparse.Namespace, settings: Settings, dsn: str) -> int:
     if status.mode is None:
         print("mode: none (no migrations applied yet; run `parking-db upgrade`)")
     else:
-        detail = f"TimescaleDB {status.timescaledb_version}" if status.timescaledb_version else (
-            "plain PostgreSQL: ordinary tables, date_bin views instead of hypertables and "
-            "continuous aggregates")
+        detail = (
+            f"TimescaleDB {status.timescaledb_version}"
+            if status.timescaledb_version
+            else (
+                "plain PostgreSQL: ordinary tables, date_bin views instead of hypertables and "
+                "continuous aggregates"
+            )
+        )
         print(f"mode: {status.mode.value} ({detail})")
     for version, name, applied_at in status.applied:
         print(f"applied  {version:04d}_{name}  {applied_at}")

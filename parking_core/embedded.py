@@ -49,7 +49,10 @@ def _wait_for_port(port: int, timeout_s: float, what: str, proc: subprocess.Pope
         if proc is not None and proc.poll() is not None:
             err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
             raise EmbeddedServiceError(f"{what} exited with code {proc.returncode}: {err[-1000:]}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=0.2),
+        ):
             return
         time.sleep(0.02)
     raise EmbeddedServiceError(f"{what} did not listen on port {port} within {timeout_s} s")
@@ -136,22 +139,50 @@ class PostgresServer:
             os.chown(self.data_dir, user.pw_uid, user.pw_gid)
         if not (self.data_dir / "PG_VERSION").exists():
             subprocess.run(
-                self._cmd(str(bindir / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
-                          "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"),
-                check=True, capture_output=True,
+                self._cmd(
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                    "--no-sync",
+                ),
+                check=True,
+                capture_output=True,
             )
         if self.port == 0:
             self.port = free_port()
-        options = [f"-p {self.port}", "-c listen_addresses=127.0.0.1",
-                   f"-c unix_socket_directories={self.data_dir}", "-c max_connections=200",
-                   "-c jit=off"]  # JIT makes the small geo queries several times slower
+        options = [
+            f"-p {self.port}",
+            "-c listen_addresses=127.0.0.1",
+            f"-c unix_socket_directories={self.data_dir}",
+            "-c max_connections=200",
+            "-c jit=off",
+        ]  # JIT makes the small geo queries several times slower
         if self.fast_and_unsafe:
             options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
         result = subprocess.run(
-            self._cmd(str(bindir / "pg_ctl"), "-D", str(self.data_dir), "-l",
-                      str(self.data_dir / "server.log"), "-w", "-t", str(int(PG_START_TIMEOUT_S)),
-                      "-o", " ".join(options), "start"),
-            capture_output=True, text=True, check=False,
+            self._cmd(
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.data_dir / "server.log"),
+                "-w",
+                "-t",
+                str(int(PG_START_TIMEOUT_S)),
+                "-o",
+                " ".join(options),
+                "start",
+            ),
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
             log = (self.data_dir / "server.log").read_text(errors="replace")[-2000:]
@@ -165,7 +196,8 @@ class PostgresServer:
             return
         subprocess.run(
             self._cmd(str(pg_bindir() / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"),
-            capture_output=True, check=False,
+            capture_output=True,
+            check=False,
         )
 
 

@@ -87,7 +87,8 @@ class ServiceHarness:
             query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
             if template is not None:
                 query = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(name), sql.Identifier(template))
+                    sql.Identifier(name), sql.Identifier(template)
+                )
             conn.execute(query)
         self._databases.append(name)
         return with_database(self.admin_url, name)

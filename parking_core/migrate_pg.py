@@ -34,8 +34,7 @@ class PsycopgSession:
         with self.conn.transaction():
             self.conn.execute(sql.encode())
             self.conn.execute(
-                "INSERT INTO schema_migrations (version, name, files, checksum)"
-                " VALUES (%s, %s, %s, %s)",
+                "INSERT INTO schema_migrations (version, name, files, checksum) VALUES (%s, %s, %s, %s)",
                 record,
             )
 
@@ -65,7 +64,9 @@ def locked_session(dsn: str) -> Iterator[PsycopgSession]:
 
 
 def upgrade_database(
-    dsn: str, wanted: str = "auto", sql_dir: Path | None = None,
+    dsn: str,
+    wanted: str = "auto",
+    sql_dir: Path | None = None,
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> tuple[SchemaMode, list[Migration]]:
     """Bring the database at *dsn* up to date; return its mode and the migrations applied now."""
@@ -96,12 +97,11 @@ def database_status(dsn: str, sql_dir: Path | None = None) -> SchemaStatus:
                 "SELECT version, name, applied_at::text FROM schema_migrations ORDER BY version"
             ).fetchall()
             applied = [(int(str(v)), str(n), str(a)) for v, n, a in rows]
-        ts_version = session.scalar(
-            "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
-        )
+        ts_version = session.scalar("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
     done = {version for version, _, _ in applied}
     return SchemaStatus(
         SchemaMode(str(mode_value)) if mode_value is not None else None,
-        applied, [m for m in migrations if m.version not in done],
+        applied,
+        [m for m in migrations if m.version not in done],
         None if ts_version is None else str(ts_version),
     )

@@ -88,8 +88,15 @@ def discover(sql_dir: Path) -> list[Migration]:
     for version in sorted(found):
         entry = found[version]
         parts = {key: value for key, value in entry.items() if isinstance(value, Path)}
-        migrations.append(Migration(version, str(entry["name"]), parts.get("common"),
-                                    parts.get("timescale"), parts.get("plain")))
+        migrations.append(
+            Migration(
+                version,
+                str(entry["name"]),
+                parts.get("common"),
+                parts.get("timescale"),
+                parts.get("plain"),
+            )
+        )
     return migrations
 
 
@@ -122,9 +129,7 @@ def choose_mode(session: SqlSession, wanted: str) -> SchemaMode:
         if wanted == "on" and mode is SchemaMode.PLAIN:
             raise MigrationError("database was set up in plain mode; TimescaleDB mode was asked for")
         return mode
-    available = session.scalar(
-        "SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'"
-    )
+    available = session.scalar("SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'")
     if wanted == "on" and not available:
         raise MigrationError("PARKING_TIMESCALE=on but the server has no timescaledb extension")
     mode = SchemaMode.TIMESCALE if available and wanted != "off" else SchemaMode.PLAIN
@@ -135,7 +140,9 @@ def choose_mode(session: SqlSession, wanted: str) -> SchemaMode:
 
 
 def upgrade(
-    session: SqlSession, migrations: Sequence[Migration], wanted: str = "auto",
+    session: SqlSession,
+    migrations: Sequence[Migration],
+    wanted: str = "auto",
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> tuple[SchemaMode, list[Migration]]:
     """Apply every pending migration, each in its own transaction; return the mode and what ran."""

@@ -14,8 +14,7 @@ from parking_core.harness import ServiceHarness
 from parking_core.migrations import SchemaMode
 from parking_core.settings import Settings
 
-settings.register_profile("ci", max_examples=200, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
@@ -36,7 +35,9 @@ def migrated_template(harness: ServiceHarness) -> tuple[str, SchemaMode]:
 
 @pytest.fixture(scope="module")
 def database_url(
-    harness: ServiceHarness, migrated_template: tuple[str, SchemaMode], request: pytest.FixtureRequest
+    harness: ServiceHarness,
+    migrated_template: tuple[str, SchemaMode],
+    request: pytest.FixtureRequest,
 ) -> Iterator[str]:
     """Return the URL of a migrated database of this test module's own."""
     module = request.module.__name__.rsplit(".", 1)[-1][:30]
@@ -55,6 +56,8 @@ def topic_prefix() -> str:
 def app_settings(harness: ServiceHarness, database_url: str, topic_prefix: str) -> Settings:
     """Return settings for backend processes of this module."""
     return harness.settings(
-        database_url, topic_prefix=topic_prefix, admin_token="test-admin-token",
+        database_url,
+        topic_prefix=topic_prefix,
+        admin_token="test-admin-token",
         payment_secret="test-payment-secret",
     )

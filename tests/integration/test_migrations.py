@@ -12,7 +12,9 @@ from parking_core.migrations import SchemaMode, default_sql_dir, discover
 pytestmark = pytest.mark.db
 
 
-def test_upgrade_on_an_empty_database_then_again_applies_nothing_more(harness: ServiceHarness) -> None:
+def test_upgrade_on_an_empty_database_then_again_applies_nothing_more(
+    harness: ServiceHarness,
+) -> None:
     """The first run applies every migration in plain mode; the second applies none."""
     url = harness.create_database("t_upgrade_twice")
     mode, first = upgrade_database(url)
@@ -60,7 +62,8 @@ def test_lot_counters_can_never_leave_zero_to_capacity(database_url: str) -> Non
         conn.execute("INSERT INTO districts (district_id, name) VALUES ('d1', 'D1')")
         conn.execute(
             "INSERT INTO lots (lot_id, district_id, name, kind, lat, lon, capacity)"
-            " VALUES ('l1', 'd1', 'L1', 'on_street', 34.75, 113.62, 2)")
+            " VALUES ('l1', 'd1', 'L1', 'on_street', 34.75, 113.62, 2)"
+        )
         conn.commit()
         for bad in ("free_count = -1", "free_count = 3", "free_count = 2, occupied_count = 1"):
             with pytest.raises(psycopg.errors.CheckViolation):
