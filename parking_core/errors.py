@@ -1,0 +1,43 @@
+"""Errors raised by the pure parking domain; each carries its data and a stdlib meaning."""
+
+from __future__ import annotations
+
+from parking_core.ids import DeviceId, SpotId
+
+
+class ParkingError(Exception):
+    """Base class for every error raised by parking_core's domain modules."""
+
+
+class UnknownSpotError(ParkingError, LookupError):
+    """Raised when a reading or a request names a spot we do not know."""
+
+    def __init__(self, spot_id: SpotId) -> None:
+        super().__init__(f"unknown spot {spot_id!r}")
+        self.spot_id = spot_id
+
+
+class WrongSpotError(ParkingError, ValueError):
+    """Raised when a reading is applied to a spot other than the one it is about."""
+
+    def __init__(self, expected: SpotId, got: SpotId) -> None:
+        super().__init__(f"reading for spot {got!r} applied to spot {expected!r}")
+        self.expected = expected
+        self.got = got
+
+
+class WrongDeviceError(ParkingError, ValueError):
+    """Raised when a liveness observation is applied to another device's record."""
+
+    def __init__(self, expected: DeviceId, got: DeviceId) -> None:
+        super().__init__(f"observation of device {got!r} applied to device {expected!r}")
+        self.expected = expected
+        self.got = got
+
+
+class NaiveTimeError(ParkingError, ValueError):
+    """Raised when a time without a UTC offset reaches the domain."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} must carry a UTC offset")
+        self.what = what

@@ -1,0 +1,189 @@
+"""Spot occupancy rules: newest reading wins, silence makes a spot unknown, lot counts and status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+
+from parking_core.errors import NaiveTimeError, WrongSpotError
+from parking_core.ids import DeviceId, LotId, SpotId
+
+
+class SpotStatus(StrEnum):
+    """What a spot is, per CONTRACT.md (FIWARE ParkingSpot values plus ``reserved``)."""
+
+    FREE = "free"
+    OCCUPIED = "occupied"
+    RESERVED = "reserved"  # held by a reservation: readings do not override it
+    CLOSED = "closed"  # closed by an operator: readings do not override it
+    UNKNOWN = "unknown"  # no reading yet, or the sensor went quiet
+
+
+class LotStatus(StrEnum):
+    """What a lot's availability says, per CONTRACT.md."""
+
+    OPEN = "open"
+    ALMOST_FULL = "almost_full"
+    FULL = "full"
+    CLOSED = "closed"
+    UNKNOWN = "unknown"
+
+
+class ChangeCause(StrEnum):
+    """Why a spot's status changed (the ``spot_status_changes.cause`` vocabulary)."""
+
+    READING = "reading"
+    COMMS_LOST = "comms_lost"
+
+
+# Statuses that only people (operators, reservations) set; a sensor reading never overrides them.
+HELD_STATUSES = frozenset({SpotStatus.RESERVED, SpotStatus.CLOSED})
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ReadingKey:
+    """Orders readings of one spot: the device's ``ts``, then ``seq`` to break a tie."""
+
+    ts: datetime
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One accepted sensor reading (state or heartbeat), already bound to its spot."""
+
+    device_id: DeviceId
+    spot_id: SpotId
+    seq: int
+    ts: datetime
+    occupied: bool
+
+    def __post_init__(self) -> None:
+        if self.ts.utcoffset() is None:
+            raise NaiveTimeError("reading ts")
+
+    @property
+    def key(self) -> ReadingKey:
+        """Return the key that decides which of two readings is newer."""
+        return ReadingKey(self.ts, self.seq)
+
+    @property
+    def identity(self) -> tuple[DeviceId, int, datetime]:
+        """Return what makes two deliveries the same reading: ``(device_id, seq, ts)``."""
+        return (self.device_id, self.seq, self.ts)
+
+
+@dataclass(frozen=True, slots=True)
+class Spot:
+    """The current state of one spot as the gateway keeps it."""
+
+    spot_id: SpotId
+    lot_id: LotId
+    status: SpotStatus = SpotStatus.UNKNOWN
+    since: datetime | None = None
+    last_key: ReadingKey | None = None  # the reading that decided the status
+    occupied: bool | None = None  # the last reading, kept when the spot turns unknown
+
+
+@dataclass(frozen=True, slots=True)
+class SpotStatusChanged:
+    """Event: a spot's status changed."""
+
+    spot_id: SpotId
+    lot_id: LotId
+    ts: datetime
+    status: SpotStatus
+    previous: SpotStatus
+    cause: ChangeCause
+    device_id: DeviceId | None = None
+
+
+def status_for(occupied: bool) -> SpotStatus:
+    """Return the status a sensor reading alone implies."""
+    return SpotStatus.OCCUPIED if occupied else SpotStatus.FREE
+
+
+def _changed(
+    spot: Spot, status: SpotStatus, ts: datetime, cause: ChangeCause, device: DeviceId | None
+) -> list[SpotStatusChanged]:
+    if status is spot.status:
+        return []
+    return [SpotStatusChanged(spot.spot_id, spot.lot_id, ts, status, spot.status, cause, device)]
+
+
+def apply_reading(spot: Spot, reading: Reading) -> tuple[Spot, list[SpotStatusChanged]]:
+    """Return the spot after *reading*, and what changed; older or repeated readings change nothing."""
+    if reading.spot_id != spot.spot_id:
+        raise WrongSpotError(spot.spot_id, reading.spot_id)
+    if spot.last_key is not None and reading.key <= spot.last_key:
+        return spot, []  # late, reordered or duplicate delivery: history only
+    new_status = spot.status if spot.status in HELD_STATUSES else status_for(reading.occupied)
+    events = _changed(spot, new_status, reading.ts, ChangeCause.READING, reading.device_id)
+    since = reading.ts if events else spot.since
+    return replace(
+        spot, status=new_status, since=since, last_key=reading.key, occupied=reading.occupied
+    ), events
+
+
+def mark_comms_lost(spot: Spot, now: datetime) -> tuple[Spot, list[SpotStatusChanged]]:
+    """Return the spot once its sensor is found silent: free/occupied turns unknown."""
+    if spot.status not in {SpotStatus.FREE, SpotStatus.OCCUPIED}:
+        return spot, []
+    events = _changed(spot, SpotStatus.UNKNOWN, now, ChangeCause.COMMS_LOST, None)
+    return replace(spot, status=SpotStatus.UNKNOWN, since=now), events
+
+
+def restore_comms(
+    spot: Spot,
+    now: datetime,
+    device: DeviceId | None = None,
+) -> tuple[Spot, list[SpotStatusChanged]]:
+    """Return the spot once its silent sensor speaks again: unknown goes back to the last reading."""
+    if spot.status is not SpotStatus.UNKNOWN or spot.occupied is None:
+        return spot, []
+    status = status_for(spot.occupied)
+    events = _changed(spot, status, now, ChangeCause.READING, device)
+    return replace(spot, status=status, since=now), events
+
+
+@dataclass(frozen=True, slots=True)
+class LotCounts:
+    """A lot's live counters (``lots.*_count``)."""
+
+    capacity: int
+    free: int = 0
+    occupied: int = 0
+    reserved: int = 0
+    unknown: int = 0
+    closed: int = 0
+
+    def apply(self, event: SpotStatusChanged) -> LotCounts:
+        """Return the counts after one spot status change."""
+        values = {status: getattr(self, status.value) for status in SpotStatus}
+        values[event.previous] -= 1
+        values[event.status] += 1
+        return LotCounts(self.capacity, **{s.value: n for s, n in values.items()})
+
+    def is_consistent(self) -> bool:
+        """Tell whether the counts satisfy the ``lot_counts_in_range`` constraint."""
+        parts = (self.free, self.occupied, self.reserved, self.unknown, self.closed)
+        return all(0 <= n <= self.capacity for n in parts) and sum(parts) <= self.capacity
+
+
+# A lot reads almost_full when fewer than this share of its capacity is free (guidance signs
+# switch colour there; 10 % is the usual threshold of Chinese guidance-sign standards).
+ALMOST_FULL_FREE_RATIO = 0.10
+
+
+def lot_status(counts: LotCounts, closed: bool = False) -> LotStatus:
+    """Return the availability status of a lot from its counts (rules in docs/gateway.md)."""
+    if closed or (counts.capacity > 0 and counts.closed >= counts.capacity):
+        return LotStatus.CLOSED
+    if counts.capacity == 0 or counts.unknown * 2 > counts.capacity:
+        return LotStatus.UNKNOWN  # most spots unknown: the count says little
+    if counts.free <= 0:
+        return LotStatus.FULL
+    if counts.free < counts.capacity * ALMOST_FULL_FREE_RATIO:
+        return LotStatus.ALMOST_FULL
+    return LotStatus.OPEN
