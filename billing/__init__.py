@@ -1,0 +1,71 @@
+# Copyright 2026 city-parking contributors (Apache-2.0)
+"""Billing: tariffs as data and a pricing engine exact to the fen (pure, no I/O, no clock).
+
+The HTTP layer calls `parse_tariff` / `tariff_to_json` for tariff documents,
+`select_tariff_version` to find the version in force at a session's entry, `price_stay`
+and `quote_to_json` for quotes, and `describe_tariff`, `to_cds_policies`, `to_apds_rate_table`
+for publishing. Semantics: docs/tariffs.md.
+"""
+
+from billing.cds import to_apds_rate_table, to_cds_policies
+from billing.describe import describe_tariff
+from billing.errors import (
+    BillingError,
+    ExitBeforeEntryError,
+    NaiveDatetimeError,
+    NoTariffInForceError,
+    Problem,
+    TariffValidationError,
+)
+from billing.examples import load_example_tariffs
+from billing.parsing import parse_tariff
+from billing.pricing import price_stay
+from billing.quotes import LineKind, Quote, QuoteLine, TimedCharge, quote_to_json
+from billing.serialization import tariff_to_json
+from billing.tariff import (
+    Band,
+    CapWindow,
+    Charge,
+    DayType,
+    LotKind,
+    PricingRules,
+    Rounding,
+    Tariff,
+    Tier,
+    VehicleClass,
+    VehicleRule,
+    select_tariff_version,
+)
+
+__all__ = [
+    "Band",
+    "BillingError",
+    "CapWindow",
+    "Charge",
+    "DayType",
+    "ExitBeforeEntryError",
+    "LineKind",
+    "LotKind",
+    "NaiveDatetimeError",
+    "NoTariffInForceError",
+    "PricingRules",
+    "Problem",
+    "Quote",
+    "QuoteLine",
+    "Rounding",
+    "Tariff",
+    "TariffValidationError",
+    "Tier",
+    "TimedCharge",
+    "VehicleClass",
+    "VehicleRule",
+    "describe_tariff",
+    "load_example_tariffs",
+    "parse_tariff",
+    "price_stay",
+    "quote_to_json",
+    "select_tariff_version",
+    "tariff_to_json",
+    "to_apds_rate_table",
+    "to_cds_policies",
+]
