@@ -1,0 +1,56 @@
+"""The aiohttp application: one composition root for routes, middleware, pool and broker sync."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from importlib.metadata import version
+
+import asyncpg
+from aiohttp import web
+
+from guidance_api import admin, lots, operator_routes
+from guidance_api.broker import BrokerSync
+from guidance_api.context import BROKER, DB_POOL, SETTINGS
+from guidance_api.openapi import Routes
+from guidance_api.problems import problem_middleware
+from parking_core.settings import Settings
+
+POOL_MAX_SIZE = 20  # two cores: more connections only queue inside PostgreSQL
+
+
+def all_routes() -> Routes:
+    """Return every documented route of the API."""
+    combined = Routes()
+    for module in (lots, operator_routes, admin):
+        combined.docs.extend(module.routes.docs)
+    return combined
+
+
+def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> web.Application:
+    """Build the application; it opens its own pool unless given one."""
+    app = web.Application(middlewares=[problem_middleware], client_max_size=8 * 1024 * 1024)
+    app[SETTINGS] = settings
+    app[BROKER] = BrokerSync(settings)
+    routes = all_routes()
+    routes.install(app)
+    document = routes.document("City parking API", version("city-parking"))
+
+    async def openapi(_request: web.Request) -> web.Response:
+        return web.json_response(document)
+
+    app.router.add_get("/v1/openapi.json", openapi)
+
+    async def database(app: web.Application) -> AsyncIterator[None]:
+        if pool is not None:
+            app[DB_POOL] = pool
+            yield
+            return
+        if settings.database_url is None:
+            raise RuntimeError("PARKING_DATABASE_URL is not set")
+        async with asyncpg.create_pool(settings.database_url, min_size=1, max_size=POOL_MAX_SIZE) as own:
+            app[DB_POOL] = own
+            await app[BROKER].sync(own)  # the broker learns devices provisioned while we were away
+            yield
+
+    app.cleanup_ctx.append(database)
+    return app

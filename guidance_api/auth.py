@@ -1,0 +1,93 @@
+"""Bearer tokens: the admin token from settings, operator and driver tokens kept hashed."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import asyncpg
+from aiohttp import web
+
+from guidance_api.problems import ProblemError
+
+TOKEN_BYTES = 32  # 256 bits: unguessable bearer tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling and what they may see."""
+
+    role: str  # admin, operator or driver
+    token_id: str | None = None
+    district_ids: frozenset[str] = field(default_factory=frozenset)
+    lot_ids: frozenset[str] = field(default_factory=frozenset)
+    plates: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def is_admin(self) -> bool:
+        """Tell whether this is the admin."""
+        return self.role == "admin"
+
+    def may_see_lot(self, lot_id: str, district_id: str) -> bool:
+        """Tell whether this principal may read *lot_id* (in *district_id*)."""
+        if self.is_admin:
+            return True
+        return self.role == "operator" and (lot_id in self.lot_ids or district_id in self.district_ids)
+
+
+def new_token() -> str:
+    """Return a fresh bearer token."""
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def token_digest(token: str) -> str:
+    """Return the stored digest of *token*."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def bearer(request: web.Request) -> str | None:
+    """Return the bearer token of *request*, if any."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def authenticate(
+    request: web.Request, pool: asyncpg.Pool, admin_token: str | None, now: datetime
+) -> Principal:
+    """Return the caller, or raise 401."""
+    token = bearer(request)
+    if token is None:
+        raise ProblemError(401, "unauthorized", "Unauthorized", "an Authorization: Bearer token is required")
+    if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
+        return Principal("admin")
+    row = await pool.fetchrow(
+        "SELECT token_id, role, district_ids, lot_ids, plates FROM tokens"
+        " WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
+        token_digest(token),
+        now,
+    )
+    if row is None:
+        raise ProblemError(401, "unauthorized", "Unauthorized", "the token is unknown, revoked or expired")
+    return Principal(
+        row["role"],
+        row["token_id"],
+        frozenset(row["district_ids"]),
+        frozenset(row["lot_ids"]),
+        frozenset(row["plates"]),
+    )
+
+
+def require_admin(principal: Principal) -> None:
+    """Raise 403 unless *principal* is the admin."""
+    if not principal.is_admin:
+        raise ProblemError(403, "forbidden", "Forbidden", "this route needs the admin token")
+
+
+def require_operator(principal: Principal) -> None:
+    """Raise 403 unless *principal* is an operator or the admin."""
+    if principal.role not in {"admin", "operator"}:
+        raise ProblemError(403, "forbidden", "Forbidden", "this route needs an operator token")

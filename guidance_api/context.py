@@ -1,0 +1,28 @@
+"""Typed application state shared by the route modules."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import asyncpg
+from aiohttp import web
+
+from guidance_api.auth import Principal, authenticate
+from guidance_api.broker import BrokerSync
+from parking_core.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
+BROKER = web.AppKey("broker", BrokerSync)
+
+
+def utc_now() -> datetime:
+    """Return the current time; the one place the API reads the clock."""
+    return datetime.now(UTC)
+
+
+async def principal(request: web.Request) -> Principal:
+    """Return the authenticated caller of *request*."""
+    settings = request.app[SETTINGS]
+    admin = settings.admin_token.get_secret_value() if settings.admin_token else None
+    return await authenticate(request, request.app[DB_POOL], admin, utc_now())

@@ -1,0 +1,98 @@
+"""Public lot routes: a lot's live counts and its spots."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from guidance_api.admin import ID_SCHEMA, path_id
+from guidance_api.context import DB_POOL
+from guidance_api.openapi import Param, RouteDoc, Routes
+from guidance_api.problems import ProblemError
+from guidance_api.queries import LOT_DETAIL, LOT_SPOTS, lot_view
+
+routes = Routes()
+
+LOT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "lot_id": {"type": "string"},
+        "name": {"type": "string"},
+        "kind": {"enum": ["on_street", "off_street"]},
+        "district_id": {"type": "string"},
+        "lat": {"type": "number"},
+        "lon": {"type": "number"},
+        "capacity": {"type": "integer"},
+        "free": {"type": "integer"},
+        "occupied": {"type": "integer"},
+        "reserved": {"type": "integer"},
+        "unknown": {"type": "integer"},
+        "closed": {"type": "integer"},
+        "status": {"enum": ["open", "almost_full", "full", "closed", "unknown"]},
+        "updated_at": {"type": ["string", "null"], "format": "date-time"},
+        "tariff_id": {"type": ["string", "null"]},
+    },
+}
+
+
+def unknown_lot(lot_id: str) -> ProblemError:
+    """Return the 404 problem for an unknown lot."""
+    return ProblemError(404, "unknown_lot", "Unknown lot", f"no lot {lot_id!r}", lot_id=lot_id)
+
+
+@routes.add(
+    RouteDoc(
+        "GET",
+        "/v1/lots/{lot_id}",
+        "A lot's live counts",
+        "lots",
+        "public",
+        (Param("lot_id", "path", ID_SCHEMA),),
+        response=LOT_SCHEMA,
+    )
+)
+async def get_lot(request: web.Request) -> web.Response:
+    """Counts never exceed capacity; a lot whose sensors went quiet says `unknown`, not a guess."""
+    lot_id = path_id(request, "lot_id")
+    row = await request.app[DB_POOL].fetchrow(LOT_DETAIL, lot_id)
+    if row is None:
+        raise unknown_lot(lot_id)
+    return web.json_response(lot_view(row))
+
+
+@routes.add(
+    RouteDoc(
+        "GET",
+        "/v1/lots/{lot_id}/spots",
+        "A lot's spots and their status",
+        "lots",
+        "public",
+        (Param("lot_id", "path", ID_SCHEMA),),
+        response={
+            "type": "object",
+            "properties": {
+                "items": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "spot_id": {"type": "string"},
+                            "status": {"enum": ["free", "occupied", "reserved", "closed", "unknown"]},
+                            "since": {"type": "string", "format": "date-time"},
+                        },
+                    },
+                }
+            },
+        },
+    )
+)
+async def get_lot_spots(request: web.Request) -> web.Response:
+    """`since` is when the spot took its current status."""
+    lot_id = path_id(request, "lot_id")
+    pool = request.app[DB_POOL]
+    rows = await pool.fetch(LOT_SPOTS, lot_id)
+    if not rows and await pool.fetchval("SELECT 1 FROM lots WHERE lot_id = $1", lot_id) is None:
+        raise unknown_lot(lot_id)
+    items = [{"spot_id": r["spot_id"], "status": r["status"], "since": r["since"].isoformat()} for r in rows]
+    return web.json_response({"items": items})

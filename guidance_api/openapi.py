@@ -1,0 +1,141 @@
+"""A small route registry that serves the OpenAPI 3.1 document of every route it holds."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+
+RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "RFC 9457 problem details; validation problems list each bad field in `errors`.",
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "field": {"type": "string"},
+                    "message": {"type": "string"},
+                    "code": {"type": "string"},
+                },
+            },
+        },
+    },
+    "required": ["type", "title", "status", "detail"],
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    """A path or query parameter."""
+
+    name: str
+    where: str = "query"
+    schema: dict[str, Any] = field(default_factory=lambda: {"type": "string"})
+    required: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class RouteDoc:
+    """What the OpenAPI document says of one route."""
+
+    method: str
+    path: str
+    summary: str
+    tag: str
+    auth: str  # public, driver, operator, admin
+    params: tuple[Param, ...] = ()
+    body: type[BaseModel] | None = None
+    response: dict[str, Any] | None = None
+    status: int = 200
+
+
+@dataclass
+class Routes:
+    """Collects handlers with their documentation; installs them on an app."""
+
+    docs: list[tuple[RouteDoc, RouteHandler]] = field(default_factory=list)
+
+    def add(self, doc: RouteDoc) -> Callable[[RouteHandler], RouteHandler]:
+        """Register the decorated handler under *doc*."""
+
+        def register(handler: RouteHandler) -> RouteHandler:
+            self.docs.append((doc, handler))
+            return handler
+
+        return register
+
+    def install(self, app: web.Application) -> None:
+        """Add every route to *app*."""
+        for doc, handler in self.docs:
+            app.router.add_route(doc.method, doc.path, handler)
+
+    def document(self, title: str, version: str) -> dict[str, Any]:
+        """Return the OpenAPI document."""
+        paths: dict[str, dict[str, Any]] = {}
+        schemas: dict[str, Any] = {"Problem": PROBLEM_SCHEMA}
+        for doc, handler in self.docs:
+            operation: dict[str, Any] = {
+                "summary": doc.summary,
+                "description": (handler.__doc__ or "").strip(),
+                "operationId": handler.__name__,
+                "tags": [doc.tag],
+                "parameters": [
+                    {
+                        "name": p.name,
+                        "in": p.where,
+                        "required": p.required or p.where == "path",
+                        "schema": p.schema,
+                        "description": p.description,
+                    }
+                    for p in doc.params
+                ],
+                "responses": {
+                    str(doc.status): {
+                        "description": "OK",
+                        "content": {"application/json": {"schema": doc.response or {"type": "object"}}},
+                    },
+                    "4XX": {
+                        "description": "Problem",
+                        "content": {
+                            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+                        },
+                    },
+                },
+            }
+            if doc.auth != "public":
+                operation["security"] = [{"bearer": []}]
+                operation["description"] += f"\n\nNeeds a token with role `{doc.auth}` (or the admin token)."
+            if doc.body is not None:
+                schema = doc.body.model_json_schema(ref_template="#/components/schemas/{model}")
+                schemas.update(schema.pop("$defs", {}))
+                schemas[doc.body.__name__] = schema
+                operation["requestBody"] = {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": f"#/components/schemas/{doc.body.__name__}"}}
+                    },
+                }
+            paths.setdefault(doc.path, {})[doc.method.lower()] = operation
+        return {
+            "openapi": "3.1.0",
+            "info": {"title": title, "version": version},
+            "servers": [{"url": "/"}],
+            "paths": paths,
+            "components": {
+                "schemas": schemas,
+                "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            },
+        }

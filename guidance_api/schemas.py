@@ -1,0 +1,178 @@
+"""Request bodies of the admin API (pydantic, strict: wrong types are refused, not coerced)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from parking_core.plates import is_plausible_plate, normalise_plate
+
+Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+MAX_LOT_CAPACITY = 100_000  # the largest car parks in China hold ~10k; anything above is a typo
+DEFAULT_STALE_MARGIN_S = 60  # CONTRACT: default stale window is 2 × heartbeat + 60 s
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class DistrictBody(_Body):
+    """``PUT /v1/admin/districts/{district_id}``."""
+
+    name: Name
+
+
+class SpotBody(_Body):
+    """One spot of a lot."""
+
+    spot_id: Identifier
+    label: Annotated[str, StringConstraints(max_length=64)] = ""
+    zone_id: Identifier | None = None
+
+
+class LotBody(_Body):
+    """``PUT /v1/admin/lots/{lot_id}``: the whole lot, its spots replacing the ones it had."""
+
+    name: Name
+    kind: Literal["on_street", "off_street"]
+    district_id: Identifier
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    capacity: int | None = Field(default=None, ge=0, le=MAX_LOT_CAPACITY)
+    time_zone: str = "Asia/Shanghai"
+    tariff_id: Identifier | None = None
+    status: Literal["open", "closed"] = "open"
+    spots: list[SpotBody] = Field(default_factory=list, max_length=MAX_LOT_CAPACITY, validate_default=True)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+    @field_validator("spots")
+    @classmethod
+    def _spots_match_capacity(cls, spots: list[SpotBody], info: ValidationInfo) -> list[SpotBody]:
+        seen: dict[str, int] = {}
+        for index, spot in enumerate(spots):
+            if spot.spot_id in seen:
+                raise ValueError(
+                    f"spots[{index}].spot_id {spot.spot_id!r} repeats spots[{seen[spot.spot_id]}]"
+                )
+            seen[spot.spot_id] = index
+        capacity = info.data.get("capacity")
+        if spots and capacity is not None and capacity != len(spots):
+            raise ValueError(f"capacity {capacity} differs from the {len(spots)} spots listed")
+        if not spots and capacity is None and "capacity" in info.data:
+            raise ValueError("list the spots, or give a capacity for a lot counted at its gates")
+        return spots
+
+    @property
+    def effective_capacity(self) -> int:
+        """Return the capacity, which defaults to the number of spots."""
+        return self.capacity if self.capacity is not None else len(self.spots)
+
+
+class DeviceBody(_Body):
+    """``PUT /v1/admin/devices/{device_id}``."""
+
+    kind: Literal["bay_sensor", "gate", "sign"]
+    spot_id: Identifier | None = Field(default=None, validate_default=True)
+    lot_id: Identifier | None = Field(default=None, validate_default=True)
+    lane: Literal["entry", "exit", "both"] | None = Field(default=None, validate_default=True)
+    model: Annotated[str, StringConstraints(max_length=64)] = ""
+    heartbeat_interval_s: int = Field(default=600, ge=10, le=86_400)
+    stale_after_s: int | None = Field(default=None, ge=10, le=7 * 86_400)
+
+    @field_validator("spot_id")
+    @classmethod
+    def _spot_for_sensors_only(cls, spot_id: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("kind")
+        if kind == "bay_sensor" and spot_id is None:
+            raise ValueError("spot_id is required for a bay_sensor")
+        if kind in {"gate", "sign"} and spot_id is not None:
+            raise ValueError(f"a {kind} is bound to a lot, not a spot: drop spot_id")
+        return spot_id
+
+    @field_validator("lot_id")
+    @classmethod
+    def _lot_for_gates_and_signs(cls, lot_id: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("kind")
+        if kind == "bay_sensor" and lot_id is not None:
+            raise ValueError("a bay_sensor's lot follows from its spot: drop lot_id")
+        if kind in {"gate", "sign"} and lot_id is None:
+            raise ValueError(f"lot_id is required for a {kind}")
+        return lot_id
+
+    @field_validator("lane")
+    @classmethod
+    def _lane_for_gates(cls, lane: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("kind")
+        if kind == "gate" and lane is None:
+            raise ValueError("lane is required for a gate (entry, exit or both)")
+        if kind in {"bay_sensor", "sign"} and lane is not None:
+            raise ValueError(f"a {kind} has no lane")
+        return lane
+
+    @field_validator("stale_after_s")
+    @classmethod
+    def _longer_than_heartbeat(cls, stale_after_s: int | None, info: ValidationInfo) -> int | None:
+        heartbeat = info.data.get("heartbeat_interval_s")
+        if stale_after_s is not None and heartbeat is not None and stale_after_s <= heartbeat:
+            raise ValueError(f"must be longer than heartbeat_interval_s ({heartbeat})")
+        return stale_after_s
+
+    @property
+    def effective_stale_after_s(self) -> int:
+        """Return the stale window: given, or 2 × heartbeat + 60 s."""
+        if self.stale_after_s is not None:
+            return self.stale_after_s
+        return 2 * self.heartbeat_interval_s + DEFAULT_STALE_MARGIN_S
+
+
+class TokenBody(_Body):
+    """``POST /v1/admin/tokens``: an operator token scoped to districts or lots, or a driver's."""
+
+    role: Literal["operator", "driver"]
+    label: Annotated[str, StringConstraints(max_length=200)] = ""
+    district_ids: list[Identifier] = Field(default_factory=list)
+    lot_ids: list[Identifier] = Field(default_factory=list)
+    plates: list[str] = Field(default_factory=list, max_length=20)
+    expires_at: AwareDatetime | None = None
+
+    @field_validator("plates")
+    @classmethod
+    def _normalise(cls, plates: list[str]) -> list[str]:
+        normalised = [normalise_plate(p) for p in plates]
+        for index, plate in enumerate(normalised):
+            if not is_plausible_plate(plate):
+                raise ValueError(f"plates[{index}] {plates[index]!r} is not a Chinese licence plate")
+        return normalised
+
+    @model_validator(mode="after")
+    def _scoped(self) -> Self:
+        if self.role == "operator" and not (self.district_ids or self.lot_ids):
+            raise PydanticCustomError("scope", "an operator token needs district_ids or lot_ids")
+        if self.role == "operator" and self.plates:
+            raise PydanticCustomError("scope", "plates belong on driver tokens")
+        if self.role == "driver" and not self.plates:
+            raise PydanticCustomError("scope", "a driver token needs plates")
+        if self.role == "driver" and (self.district_ids or self.lot_ids):
+            raise PydanticCustomError("scope", "a driver token is bound to plates, not districts or lots")
+        return self

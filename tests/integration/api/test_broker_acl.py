@@ -1,0 +1,101 @@
+"""A device provisioned through the API may publish only under its own id, on the real Mosquitto."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from parking_core.harness import ServiceHarness
+from tests.integration.api.conftest import ADMIN
+from tests.mqtt_helpers import connect, wait_until
+
+pytestmark = [pytest.mark.db, pytest.mark.mqtt]
+
+
+@pytest.fixture
+def own_broker(harness: ServiceHarness) -> ServiceHarness:
+    """Skip when the broker is someone else's: its users are not ours to write."""
+    if harness.broker is None:
+        pytest.skip("PARKING_MQTT_URL names an external broker; file-mode ACLs need the harness broker")
+    return harness
+
+
+async def test_a_provisioned_sensor_publishes_on_its_own_topics_only(
+    api: TestClient[Any, Any], own_broker: ServiceHarness, topic_prefix: str
+) -> None:
+    """Its own state topic reaches the backend; another sensor's topic is refused by the broker."""
+    await api.put("/v1/admin/districts/d1", json={"name": "D1"}, headers=ADMIN)
+    await api.put(
+        "/v1/admin/lots/L1",
+        headers=ADMIN,
+        json={
+            "name": "L1",
+            "kind": "on_street",
+            "district_id": "d1",
+            "lat": 34.75,
+            "lon": 113.62,
+            "spots": [{"spot_id": "L1-1"}, {"spot_id": "L1-2"}],
+        },
+    )
+    mine = await (
+        await api.put(
+            "/v1/admin/devices/SEN-1", headers=ADMIN, json={"kind": "bay_sensor", "spot_id": "L1-1"}
+        )
+    ).json()
+    await api.put("/v1/admin/devices/SEN-2", headers=ADMIN, json={"kind": "bay_sensor", "spot_id": "L1-2"})
+    assert own_broker.mqtt_url is not None
+    backend = connect(own_broker.mqtt_url)
+    backend.client.subscribe(f"{topic_prefix}/#", qos=1)
+    device = connect(own_broker.mqtt_url, "SEN-1", mine["mqtt"]["password"], client_id="SEN-1")
+    try:
+        assert device.connect_reason is not None
+        assert not device.connect_reason.is_failure
+        payload = json.dumps({"seq": 1, "ts": "2026-11-23T08:15:02+08:00", "occupied": True}).encode()
+        assert wait_until(lambda: bool(backend.client.is_connected()))
+        own = device.client.publish(f"{topic_prefix}/sensors/SEN-1/state", payload, qos=1)
+        other = device.client.publish(f"{topic_prefix}/sensors/SEN-2/state", payload, qos=1)
+        gate = device.client.publish(f"{topic_prefix}/gates/SEN-1/plate", payload, qos=1)
+        own.wait_for_publish(10)
+        other.wait_for_publish(10)
+        gate.wait_for_publish(10)
+        marker = device.client.publish(f"{topic_prefix}/devices/SEN-1/presence", b'{"online":true}', qos=1)
+        marker.wait_for_publish(10)
+        assert wait_until(lambda: any(t.endswith("/presence") for t, _ in backend.messages))
+        topics = [t for t, _ in backend.messages]
+        assert f"{topic_prefix}/sensors/SEN-1/state" in topics
+        assert f"{topic_prefix}/sensors/SEN-2/state" not in topics
+        assert f"{topic_prefix}/gates/SEN-1/plate" not in topics
+    finally:
+        device.close()
+        backend.close()
+
+
+async def test_a_wrong_password_is_refused(api: TestClient[Any, Any], own_broker: ServiceHarness) -> None:
+    """The broker refuses a device whose password is not the one it was given."""
+    await api.put("/v1/admin/districts/d2", json={"name": "D2"}, headers=ADMIN)
+    await api.put(
+        "/v1/admin/lots/L2",
+        headers=ADMIN,
+        json={
+            "name": "L2",
+            "kind": "off_street",
+            "district_id": "d2",
+            "lat": 34.7,
+            "lon": 113.6,
+            "capacity": 50,
+        },
+    )
+    resp = await api.put(
+        "/v1/admin/devices/GATE-1", headers=ADMIN, json={"kind": "gate", "lot_id": "L2", "lane": "entry"}
+    )
+    assert resp.status == 201
+    assert own_broker.mqtt_url is not None
+    intruder = connect(own_broker.mqtt_url, "GATE-1", "not-the-password", client_id="GATE-1")
+    try:
+        assert intruder.connect_reason is not None
+        assert intruder.connect_reason.is_failure
+    finally:
+        intruder.close()
