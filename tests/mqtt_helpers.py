@@ -61,7 +61,7 @@ def connect(
         collector.connected.set()
 
     def on_message(_c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
-        collector.messages.append((message.topic, message.payload))
+        collector.messages.append((message.topic, bytes(message.payload)))
 
     client.on_connect = on_connect
     client.on_message = on_message
