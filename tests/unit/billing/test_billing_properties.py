@@ -7,11 +7,9 @@ from datetime import timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.strategies_billing import durations, entries, tariff_documents, tariffs, vehicle_classes
 
 from billing import (
     CapWindow,
-    LineKind,
     Quote,
     Tariff,
     TimedCharge,
@@ -20,6 +18,7 @@ from billing import (
     tariff_to_json,
 )
 from billing.segments import occurrences
+from tests.strategies_billing import durations, entries, tariff_documents, tariffs, vehicle_classes
 
 DAY = timedelta(hours=24)
 
@@ -36,6 +35,11 @@ def _check_caps(quote: Quote, tariff: Tariff, earlier: list[TimedCharge]) -> Non
             for (band_id, _), total in by_segment.items():
                 if band_id == band.band_id:
                     assert total <= band.max_fee_fen
+    _check_daily_cap(quote, tariff, earlier)
+
+
+def _check_daily_cap(quote: Quote, tariff: Tariff, earlier: list[TimedCharge]) -> None:
+    rules = tariff.rules_for(quote.vehicle_class)
     cap = rules.daily_max_fee_fen
     if cap is None:
         return
