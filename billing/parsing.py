@@ -262,26 +262,32 @@ def _tiers(r: FieldReader, value: Any, path: str, band_unit: int | None) -> tupl
     if not isinstance(value, list) or not value:
         r.fail(path, "must be a non-empty list of tiers")
         return None
-    tiers: list[Tier] = []
+    before = len(r.problems)
+    tiers = [_tier(r, item, f"{path}[{i}]", band_unit) for i, item in enumerate(value)]
+    if len(r.problems) > before:
+        return None
     expected_start = 0
-    for i, item in enumerate(value):
-        tier_path = f"{path}[{i}]"
-        doc = r.obj(item, tier_path, TIER_FIELDS)
-        if doc is None:
-            return None
-        before = len(r.problems)
-        start = r.get(doc, tier_path, "start_min", r.int_)
-        end = r.get(doc, tier_path, "end_min", r.opt_int, None)
-        price = r.get(doc, tier_path, "unit_price_fen", r.int_)
-        unit = r.get(doc, tier_path, "unit_min", lambda v, p: r.int_(v, p, 1, 1440), band_unit)
-        if unit is None and "unit_min" not in doc:
-            r.fail(join_path(tier_path, "unit_min"), "is required (here or on the band)")
-        if len(r.problems) > before or start is None or price is None or unit is None:
-            return None
-        _check_tier(r, tier_path, (i, len(value)), expected_start, Tier(start, end, price, unit))
-        tiers.append(Tier(start, end, price, unit))
-        expected_start = end if end is not None else start
-    return tuple(tiers)
+    for i, tier in enumerate(tiers):
+        assert tier is not None
+        _check_tier(r, f"{path}[{i}]", (i, len(tiers)), expected_start, tier)
+        expected_start = tier.end_min if tier.end_min is not None else tier.start_min
+    checked = tuple(t for t in tiers if t is not None)
+    return checked if len(r.problems) == before else None
+
+
+def _tier(r: FieldReader, value: Any, path: str, band_unit: int | None) -> Tier | None:
+    doc = r.obj(value, path, TIER_FIELDS)
+    if doc is None:
+        return None
+    start = r.get(doc, path, "start_min", r.int_)
+    end = r.get(doc, path, "end_min", r.opt_int, None)
+    price = r.get(doc, path, "unit_price_fen", r.int_)
+    unit = r.get(doc, path, "unit_min", lambda v, p: r.int_(v, p, 1, 1440), band_unit)
+    if unit is None and "unit_min" not in doc:
+        r.fail(join_path(path, "unit_min"), "is required (here or on the band)")
+    if start is None or price is None or unit is None:
+        return None
+    return Tier(start, end, price, unit)
 
 
 def _check_tier(

@@ -253,7 +253,7 @@ def test_exit_before_entry_is_refused():
 def test_naive_datetimes_are_refused():
     """Entry and exit must be aware datetimes."""
     with pytest.raises(NaiveDatetimeError) as caught:
-        price_stay(datetime(2025, 3, 3, 10), at(3, 11), CAR, ZONE1)  # noqa: DTZ001
+        price_stay(datetime(2025, 3, 3, 10), at(3, 11), CAR, ZONE1)
     assert caught.value.field == "entry"
 
 
