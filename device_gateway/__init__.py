@@ -1,0 +1,1 @@
+"""MQTT device gateway: validated, idempotent, batched sensor ingestion acknowledged after commit."""

@@ -1,0 +1,50 @@
+"""Gateway settings: the shared ``Settings`` plus ``PARKING_GATEWAY_*`` knobs of the gateway."""
+
+from __future__ import annotations
+
+import socket
+from datetime import timedelta
+
+from pydantic import Field
+
+from device_gateway.decode import Limits
+from parking_core.settings import Settings
+
+
+def _default_client_id() -> str:
+    return f"parking-gateway-{socket.gethostname()}"[:64]
+
+
+class GatewaySettings(Settings):
+    """Settings of one ``parking-gateway`` process (env ``PARKING_GATEWAY_*``)."""
+
+    # A flush every 2000 rows or 50 ms: COPY cost is per row beyond ~1000, latency is bounded.
+    gateway_batch_rows: int = Field(default=2000, ge=1, le=60_000)
+    gateway_flush_interval_ms: int = Field(default=50, ge=1)
+    gateway_history_window_h: float = Field(default=72.0, gt=0)  # CONTRACT.md default
+    gateway_max_clock_ahead_s: float = Field(default=300.0, ge=0)  # CONTRACT.md: 5 minutes
+    gateway_metrics_host: str = "127.0.0.1"
+    gateway_metrics_port: int = Field(default=0, ge=0, le=65535)  # 0 = no metrics server
+    # Persistent sessions need a stable id per process: give each of several processes its own.
+    gateway_client_id: str = Field(default_factory=_default_client_id, min_length=1, max_length=64)
+    gateway_share_group: str = "gateway"  # "" subscribes without a shared subscription
+    gateway_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)  # broker keeps a week
+    # MQTT 5 receive maximum: must exceed a batch so the broker keeps sending while we commit.
+    gateway_receive_maximum: int = Field(default=65535, ge=1, le=65535)
+    gateway_liveness_interval_s: float = Field(default=5.0, gt=0)
+    gateway_availability_interval_s: float = Field(default=1.0, ge=0)  # per-lot publish rate limit
+    gateway_occupancy_sample_interval_s: float = Field(default=300.0, gt=0)
+    gateway_reconnect_max_s: float = Field(default=30.0, gt=0)
+    gateway_log_level: str = "info"
+
+    def limits(self) -> Limits:
+        """Return the time limits decoding applies."""
+        return Limits(
+            max_ahead=timedelta(seconds=self.gateway_max_clock_ahead_s),
+            history_window=timedelta(hours=self.gateway_history_window_h),
+        )
+
+    @property
+    def flush_interval_s(self) -> float:
+        """Return the flush interval in seconds."""
+        return self.gateway_flush_interval_ms / 1000

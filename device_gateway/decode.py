@@ -1,0 +1,158 @@
+"""Turn one raw MQTT message into a sensor reading, a presence report or a refusal with a reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from pydantic import ValidationError
+
+from device_gateway.messages import HEARTBEAT, PRESENCE, STATE, parse_topic
+from parking_core.ids import is_valid_id
+
+PAYLOAD_KEEP_BYTES = 1024  # rejected payloads are kept for operators, truncated to this
+DETAIL_KEEP_CHARS = 500
+
+
+class RejectReason(StrEnum):
+    """Why the gateway refused a message (``rejected_messages.reason``)."""
+
+    NOT_JSON = "not_json"
+    SCHEMA = "schema"
+    UNKNOWN_DEVICE = "unknown_device"
+    WRONG_KIND = "wrong_kind"  # not a bay sensor, or not bound to a spot
+    CLOCK_SKEW = "clock_skew"  # ts too far in the future of receipt
+    TOO_OLD = "too_old"  # ts older than the history window
+    WRONG_TOPIC = "wrong_topic"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How far a device clock may be from the receipt time."""
+
+    max_ahead: timedelta = timedelta(minutes=5)  # CONTRACT.md: clock_skew beyond 5 minutes
+    history_window: timedelta = timedelta(hours=72)  # CONTRACT.md: old uploads within 72 h
+
+
+@dataclass(frozen=True, slots=True)
+class SensorReading:
+    """A decoded and time-checked sensor message (device still to be checked against the registry)."""
+
+    device_id: str
+    message: str  # "state" or "heartbeat"
+    seq: int
+    ts: datetime
+    occupied: bool
+    battery_mv: int | None
+    rssi_dbm: int | None
+    firmware: str | None
+    received_at: datetime
+    topic: str = field(default="", compare=False, repr=False)
+    raw: bytes = field(default=b"", compare=False, repr=False)  # kept in case the registry refuses
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceReport:
+    """A decoded presence message (the device's will or its own announcement)."""
+
+    device_id: str
+    online: bool
+    received_at: datetime
+    topic: str = field(default="", compare=False, repr=False)
+    raw: bytes = field(default=b"", compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A refused message, as kept in ``rejected_messages``."""
+
+    topic: str
+    device_id: str | None
+    reason: RejectReason
+    detail: str
+    payload: str
+    received_at: datetime
+
+
+Decoded = SensorReading | PresenceReport | Rejection
+
+
+def truncate_payload(payload: bytes) -> str:
+    """Return the payload as text for the operator, truncated and with bad bytes replaced."""
+    text = payload[:PAYLOAD_KEEP_BYTES].decode("utf-8", errors="replace")
+    return text.replace("\x00", "\ufffd")  # PostgreSQL text cannot hold NUL
+
+
+def reject(  # noqa: PLR0913, PLR0917 -- mirrors the rejected_messages row
+    topic: str, device: str | None, reason: RejectReason, detail: str, payload: bytes, received_at: datetime
+) -> Rejection:
+    """Return a refusal record."""
+    return Rejection(
+        topic, device, reason, detail[:DETAIL_KEEP_CHARS], truncate_payload(payload), received_at
+    )
+
+
+def _schema_detail(exc: ValidationError) -> tuple[RejectReason, str]:
+    errors = exc.errors(include_url=False, include_input=False)
+    if errors and errors[0]["type"] in {"json_invalid", "json_type"}:
+        return RejectReason.NOT_JSON, str(errors[0]["msg"])
+    parts = [f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in errors[:5]]
+    return RejectReason.SCHEMA, "; ".join(parts)
+
+
+def decode(  # noqa: PLR0911 -- one early return per refusal reason
+    topic: str,
+    payload: bytes,
+    prefix: str,
+    received_at: datetime,
+    limits: Limits,
+) -> Decoded:
+    """Decode and validate one message; never raises for bad input."""
+    parsed = parse_topic(topic, prefix)
+    if parsed is None:
+        return reject(topic, None, RejectReason.WRONG_TOPIC, "not a device topic", payload, received_at)
+    kind, device = parsed
+    if not is_valid_id(device):
+        return reject(
+            topic, device[:64], RejectReason.WRONG_TOPIC, "malformed device id", payload, received_at
+        )
+    try:
+        if kind == "presence":
+            presence = PRESENCE.validate_json(payload)
+            return PresenceReport(device, presence.online, received_at, topic, payload)
+        report = STATE.validate_json(payload) if kind == "state" else HEARTBEAT.validate_json(payload)
+    except ValidationError as exc:
+        reason, detail = _schema_detail(exc)
+        return reject(topic, device, reason, detail, payload, received_at)
+    if report.ts - received_at > limits.max_ahead:
+        return reject(
+            topic,
+            device,
+            RejectReason.CLOCK_SKEW,
+            f"ts {report.ts.isoformat()} is ahead of receipt {received_at.isoformat()}",
+            payload,
+            received_at,
+        )
+    if received_at - report.ts > limits.history_window:
+        return reject(
+            topic,
+            device,
+            RejectReason.TOO_OLD,
+            f"ts {report.ts.isoformat()} is older than {limits.history_window}",
+            payload,
+            received_at,
+        )
+    return SensorReading(
+        device,
+        kind,
+        report.seq,
+        report.ts,
+        report.occupied,
+        report.battery_mv,
+        report.rssi_dbm,
+        getattr(report, "fw", None),
+        received_at,
+        topic,
+        payload,
+    )

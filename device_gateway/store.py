@@ -1,0 +1,353 @@
+"""The batch writer's SQL: history by COPY + ON CONFLICT, current state set-based, one transaction."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import asyncpg
+
+from device_gateway.decode import PresenceReport, Rejection, RejectReason, SensorReading, reject
+from parking_core.occupancy import SpotStatus
+
+# Temp tables live per connection; ON COMMIT DELETE ROWS empties them after each batch.
+CREATE_TEMP_TABLES = """
+CREATE TEMP TABLE IF NOT EXISTS gw_stage (
+    ts timestamptz NOT NULL, device_id text NOT NULL, seq bigint NOT NULL, spot_id text NOT NULL,
+    received_at timestamptz NOT NULL, message text NOT NULL, occupied boolean NOT NULL,
+    battery_mv integer, rssi_dbm integer
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS gw_fresh (
+    ts timestamptz NOT NULL, device_id text NOT NULL, seq bigint NOT NULL, spot_id text NOT NULL,
+    occupied boolean NOT NULL
+) ON COMMIT DELETE ROWS;
+"""
+STAGE_COLUMNS = (
+    "ts",
+    "device_id",
+    "seq",
+    "spot_id",
+    "received_at",
+    "message",
+    "occupied",
+    "battery_mv",
+    "rssi_dbm",
+)
+REJECT_COLUMNS = ("received_at", "topic", "device_id", "reason", "detail", "payload")
+
+LOOKUP_DEVICES = """
+SELECT d.device_id, d.kind, d.spot_id, s.lot_id
+FROM devices d LEFT JOIN spots s ON s.spot_id = d.spot_id
+WHERE d.device_id = ANY($1::text[])
+"""
+# Every writer locks the lots it touches first, in one order: no deadlocks between gateways.
+LOCK_LOTS = "SELECT lot_id FROM lots WHERE lot_id = ANY($1::text[]) ORDER BY lot_id FOR UPDATE"
+
+INSERT_HISTORY = f"""
+WITH ins AS (
+    INSERT INTO sensor_readings ({", ".join(STAGE_COLUMNS)})
+    SELECT {", ".join(STAGE_COLUMNS)} FROM gw_stage
+    ON CONFLICT ON CONSTRAINT one_reading_per_device_seq_ts DO NOTHING
+    RETURNING ts, device_id, seq, spot_id, occupied
+)
+INSERT INTO gw_fresh SELECT ts, device_id, seq, spot_id, occupied FROM ins
+"""
+
+# Devices prove they are alive with any accepted message, duplicates included.
+TOUCH_DEVICES = """
+WITH b AS (
+    SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::bigint[],
+                         $5::int[], $6::int[], $7::text[])
+        AS b(device_id, seen, ts, seq, battery_mv, rssi_dbm, fw)
+), upd AS (
+    UPDATE devices d SET
+        status = 'online',
+        last_seen_at = greatest(d.last_seen_at, b.seen),
+        silent_after = greatest(d.last_seen_at, b.seen) + make_interval(secs => d.stale_after_s),
+        last_ts = CASE WHEN d.last_ts IS NULL OR (b.ts, b.seq) > (d.last_ts, d.last_seq)
+                       THEN b.ts ELSE d.last_ts END,
+        last_seq = CASE WHEN d.last_ts IS NULL OR (b.ts, b.seq) > (d.last_ts, d.last_seq)
+                        THEN b.seq ELSE d.last_seq END,
+        battery_mv = coalesce(b.battery_mv, d.battery_mv),
+        rssi_dbm = coalesce(b.rssi_dbm, d.rssi_dbm),
+        firmware = coalesce(b.fw, d.firmware),
+        updated_at = b.seen
+    FROM b, devices old
+    WHERE d.device_id = b.device_id AND old.device_id = d.device_id
+    RETURNING d.device_id, d.spot_id, old.status AS was, b.seen
+), ev AS (
+    INSERT INTO device_presence_changes (ts, device_id, event, detail)
+    SELECT seen, device_id, 'comms_restored', 'message received' FROM upd WHERE was = 'offline'
+)
+SELECT spot_id FROM upd WHERE was = 'offline' AND spot_id IS NOT NULL
+"""
+
+# Readings newer than the spot's (last_reading_ts, last_reading_seq), in order: each change of
+# status among them is a history row; the newest decides the current state.
+APPLY_FRESH = """
+WITH fresh AS (
+    SELECT f.spot_id, s.lot_id, f.ts, f.seq, f.device_id, f.occupied, s.status AS cur,
+           CASE WHEN s.status IN ('reserved', 'closed') THEN s.status
+                WHEN f.occupied THEN 'occupied' ELSE 'free' END AS st
+    FROM gw_fresh f JOIN spots s ON s.spot_id = f.spot_id
+    WHERE s.last_reading_ts IS NULL
+       OR (f.ts, f.seq) > (s.last_reading_ts, coalesce(s.last_reading_seq, -1))
+), ordered AS (
+    SELECT *, coalesce(lag(st) OVER w, cur) AS prev,
+           row_number() OVER (PARTITION BY spot_id ORDER BY ts DESC, seq DESC) AS newest
+    FROM fresh WINDOW w AS (PARTITION BY spot_id ORDER BY ts, seq)
+), marked AS (
+    SELECT *, max(ts) FILTER (WHERE st <> prev) OVER (PARTITION BY spot_id) AS changed_at
+    FROM ordered
+), changes AS (
+    INSERT INTO spot_status_changes (ts, spot_id, lot_id, status, previous_status, cause, device_id)
+    SELECT ts, spot_id, lot_id, st, prev, 'reading', device_id FROM marked WHERE st <> prev
+    RETURNING lot_id, status, previous_status
+), upd AS (
+    UPDATE spots s SET status = m.st, occupied = m.occupied, last_reading_ts = m.ts,
+                       last_reading_seq = m.seq, since = coalesce(m.changed_at, s.since)
+    FROM marked m WHERE m.spot_id = s.spot_id AND m.newest = 1
+)
+SELECT lot_id, status, previous_status FROM changes
+"""
+
+# A sensor that was offline speaks again: its spot goes back to its last reading.
+RESTORE_SPOTS = """
+WITH r AS (
+    UPDATE spots s SET status = CASE WHEN s.occupied THEN 'occupied' ELSE 'free' END, since = $2
+    WHERE s.spot_id = ANY($1::text[]) AND s.status = 'unknown' AND s.occupied IS NOT NULL
+    RETURNING s.spot_id, s.lot_id, s.status
+)
+INSERT INTO spot_status_changes (ts, spot_id, lot_id, status, previous_status, cause, device_id)
+SELECT $2, r.spot_id, r.lot_id, r.status, 'unknown', 'reading', d.device_id
+FROM r LEFT JOIN devices d ON d.spot_id = r.spot_id
+RETURNING lot_id, status, previous_status
+"""
+
+APPLY_LOT_DELTAS = """
+WITH d AS (
+    SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::int[], $5::int[], $6::int[])
+        AS d(lot_id, free, occupied, reserved, unknown, closed)
+), upd AS (
+    UPDATE lots l SET free_count = l.free_count + d.free,
+                      occupied_count = l.occupied_count + d.occupied,
+                      reserved_count = l.reserved_count + d.reserved,
+                      unknown_count = l.unknown_count + d.unknown,
+                      closed_count = l.closed_count + d.closed,
+                      counts_updated_at = $7
+    FROM d WHERE l.lot_id = d.lot_id
+    RETURNING l.lot_id, l.capacity, l.free_count, l.occupied_count, l.reserved_count,
+              l.unknown_count, l.closed_count, l.status
+), sample AS (
+    INSERT INTO lot_occupancy (ts, lot_id, capacity, free, occupied, reserved, unknown, closed)
+    SELECT $7, lot_id, capacity, free_count, occupied_count, reserved_count, unknown_count,
+           closed_count FROM upd
+)
+SELECT * FROM upd
+"""
+
+PRESENCE = """
+WITH b AS (
+    SELECT * FROM unnest($1::text[], $2::boolean[], $3::timestamptz[]) AS b(device_id, online, ts)
+), upd AS (
+    UPDATE devices d SET presence = CASE WHEN b.online THEN 'online' ELSE 'offline' END
+    FROM b WHERE d.device_id = b.device_id
+      AND d.presence IS DISTINCT FROM (CASE WHEN b.online THEN 'online' ELSE 'offline' END)
+    RETURNING d.device_id, d.presence, b.ts
+)
+INSERT INTO device_presence_changes (ts, device_id, event, detail)
+SELECT ts, device_id, presence, 'presence message' FROM upd
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class LotRow:
+    """A lot's counters after a change, for availability publishing."""
+
+    lot_id: str
+    capacity: int
+    free: int
+    occupied: int
+    reserved: int
+    unknown: int
+    closed: int
+    lot_closed: bool
+    updated_at: datetime
+
+
+@dataclass
+class BatchResult:
+    """What one committed batch did."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    status_changes: int = 0
+    presence: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    lots: list[LotRow] = field(default_factory=list)
+
+
+def lot_deltas(changes: Iterable[Sequence[str]]) -> dict[str, dict[str, int]]:
+    """Sum (lot_id, status, previous_status) changes into per-lot deltas of lots that moved."""
+    deltas: dict[str, dict[str, int]] = {}
+    for lot, status, previous in changes:
+        counts = deltas.setdefault(lot, dict.fromkeys(SpotStatus, 0))
+        counts[SpotStatus(previous)] -= 1
+        counts[SpotStatus(status)] += 1
+    return {lot: d for lot, d in deltas.items() if any(d.values())}
+
+
+async def apply_lot_deltas(
+    conn: asyncpg.Connection, deltas: dict[str, dict[str, int]], now: datetime
+) -> list[LotRow]:
+    """Move the lots' counters by *deltas*, sample lot_occupancy, and return the new counts."""
+    if not deltas:
+        return []
+    lots = sorted(deltas)
+    columns = [
+        [deltas[lot][s] for lot in lots]
+        for s in (
+            SpotStatus.FREE,
+            SpotStatus.OCCUPIED,
+            SpotStatus.RESERVED,
+            SpotStatus.UNKNOWN,
+            SpotStatus.CLOSED,
+        )
+    ]
+    rows = await conn.fetch(APPLY_LOT_DELTAS, lots, *columns, now)
+    return [
+        LotRow(
+            r["lot_id"],
+            r["capacity"],
+            r["free_count"],
+            r["occupied_count"],
+            r["reserved_count"],
+            r["unknown_count"],
+            r["closed_count"],
+            r["status"] == "closed",
+            now,
+        )
+        for r in rows
+    ]
+
+
+async def prepare_connection(conn: asyncpg.Connection) -> None:
+    """Create the per-connection temp tables (pool ``init``)."""
+    await conn.execute(CREATE_TEMP_TABLES)
+
+
+def _device_rows(readings: Sequence[SensorReading]) -> list[Sequence[object]]:
+    newest: dict[str, SensorReading] = {}
+    seen: dict[str, datetime] = {}
+    for r in readings:
+        best = newest.get(r.device_id)
+        if best is None or (r.ts, r.seq) > (best.ts, best.seq):
+            newest[r.device_id] = r
+        last = seen.get(r.device_id)
+        if last is None or r.received_at > last:
+            seen[r.device_id] = r.received_at
+    ids = sorted(newest)
+    return [
+        ids,
+        [seen[d] for d in ids],
+        [newest[d].ts for d in ids],
+        [newest[d].seq for d in ids],
+        [newest[d].battery_mv for d in ids],
+        [newest[d].rssi_dbm for d in ids],
+        [newest[d].firmware for d in ids],
+    ]
+
+
+async def write_batch(
+    conn: asyncpg.Connection,
+    readings: Sequence[SensorReading],
+    presences: Sequence[PresenceReport],
+    rejections: Sequence[Rejection],
+    now: datetime,
+) -> BatchResult:
+    """Apply one batch in one transaction; the caller acknowledges its messages after this returns."""
+    result = BatchResult()
+    refused = list(rejections)
+    async with conn.transaction():
+        ids = {r.device_id for r in readings} | {p.device_id for p in presences}
+        registry = {row["device_id"]: row for row in await conn.fetch(LOOKUP_DEVICES, list(ids))}
+        stage: list[tuple[object, ...]] = []
+        good: list[SensorReading] = []
+        for r in readings:
+            dev = registry.get(r.device_id)
+            if dev is None:
+                refused.append(
+                    reject(
+                        r.topic,
+                        r.device_id,
+                        RejectReason.UNKNOWN_DEVICE,
+                        "no such device",
+                        r.raw,
+                        r.received_at,
+                    )
+                )
+            elif dev["kind"] != "bay_sensor" or dev["lot_id"] is None:
+                refused.append(
+                    reject(
+                        r.topic,
+                        r.device_id,
+                        RejectReason.WRONG_KIND,
+                        f"device kind {dev['kind']}, spot {dev['spot_id']}",
+                        r.raw,
+                        r.received_at,
+                    )
+                )
+            else:
+                good.append(r)
+                stage.append(
+                    (
+                        r.ts,
+                        r.device_id,
+                        r.seq,
+                        dev["spot_id"],
+                        r.received_at,
+                        r.message,
+                        r.occupied,
+                        r.battery_mv,
+                        r.rssi_dbm,
+                    )
+                )
+        known_presence = [p for p in presences if p.device_id in registry]
+        refused += [
+            reject(p.topic, p.device_id, RejectReason.UNKNOWN_DEVICE, "no such device", p.raw, p.received_at)
+            for p in presences
+            if p.device_id not in registry
+        ]
+        if good:
+            await conn.fetch(LOCK_LOTS, sorted({registry[r.device_id]["lot_id"] for r in good}))
+            await conn.copy_records_to_table("gw_stage", records=stage, columns=STAGE_COLUMNS)
+            status = await conn.execute(INSERT_HISTORY)
+            result.accepted = int(status.rsplit(" ", 1)[-1])
+            result.duplicates = len(good) - result.accepted
+            restored = [r["spot_id"] for r in await conn.fetch(TOUCH_DEVICES, *_device_rows(good))]
+            changes = [tuple(r) for r in await conn.fetch(APPLY_FRESH)]
+            if restored:
+                changes += [tuple(r) for r in await conn.fetch(RESTORE_SPOTS, restored, now)]
+            result.status_changes = len(changes)
+            result.lots = await apply_lot_deltas(conn, lot_deltas(changes), now)
+        if known_presence:
+            await conn.execute(
+                PRESENCE,
+                [p.device_id for p in known_presence],
+                [p.online for p in known_presence],
+                [p.received_at for p in known_presence],
+            )
+            result.presence = len(known_presence)
+        if refused:
+            await conn.copy_records_to_table(
+                "rejected_messages",
+                columns=REJECT_COLUMNS,
+                records=[
+                    (x.received_at, x.topic, x.device_id, x.reason.value, x.detail, x.payload)
+                    for x in refused
+                ],
+            )
+            result.rejected.update(x.reason.value for x in refused)
+    return result

@@ -1,0 +1,119 @@
+"""Periodic database work: silent sensors turn offline, occupancy samples, lot counter recounts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from device_gateway.store import LOCK_LOTS, LotRow, apply_lot_deltas, lot_deltas
+
+SWEEP_LIMIT = 5000  # devices turned offline per transaction; the next sweep takes the rest
+SAMPLER_LOCK_KEY = 727_274_101  # advisory lock: one gateway at a time writes periodic samples
+
+SILENT_LOTS = """
+SELECT DISTINCT lot_id FROM (
+    SELECT lot_id FROM devices
+    WHERE kind = 'bay_sensor' AND status <> 'offline' AND silent_after < $1
+    ORDER BY silent_after LIMIT $2
+) s
+"""
+
+# Mirrors parking_core.liveness.check_silence and occupancy.mark_comms_lost, set-based.
+MARK_SILENT = """
+WITH gone AS (
+    UPDATE devices d SET status = 'offline', updated_at = $1
+    WHERE d.kind = 'bay_sensor' AND d.status <> 'offline' AND d.silent_after < $1
+      AND d.lot_id = ANY($2::text[])
+    RETURNING d.device_id, d.spot_id, d.last_seen_at
+), ev AS (
+    INSERT INTO device_presence_changes (ts, device_id, event, detail)
+    SELECT $1, device_id, 'comms_lost', 'silent since ' || last_seen_at FROM gone
+), sp AS (
+    UPDATE spots s SET status = 'unknown', since = $1
+    FROM gone g, spots old
+    WHERE s.spot_id = g.spot_id AND old.spot_id = s.spot_id AND s.status IN ('free', 'occupied')
+    RETURNING s.spot_id, s.lot_id, old.status AS previous, g.device_id
+), ch AS (
+    INSERT INTO spot_status_changes (ts, spot_id, lot_id, status, previous_status, cause, device_id)
+    SELECT $1, spot_id, lot_id, 'unknown', previous, 'comms_lost', device_id FROM sp
+    RETURNING lot_id, status, previous_status
+)
+SELECT (SELECT count(*) FROM gone) AS gone,
+       coalesce((SELECT array_agg(ARRAY[lot_id, status, previous_status]) FROM ch), '{}') AS changes
+"""
+
+# Lots whose sensors spoke within the interval get a sample, unless one was written recently.
+SAMPLE_ACTIVE_LOTS = """
+INSERT INTO lot_occupancy (ts, lot_id, capacity, free, occupied, reserved, unknown, closed)
+SELECT $1, l.lot_id, l.capacity, l.free_count, l.occupied_count, l.reserved_count,
+       l.unknown_count, l.closed_count
+FROM lots l
+WHERE EXISTS (SELECT 1 FROM devices d
+              WHERE d.lot_id = l.lot_id AND d.last_seen_at > $1::timestamptz - $2::interval)
+  AND NOT EXISTS (SELECT 1 FROM lot_occupancy o
+                  WHERE o.lot_id = l.lot_id AND o.ts > $1::timestamptz - $2::interval / 2)
+"""
+
+LOCK_ALL_LOTS = "SELECT lot_id FROM lots ORDER BY lot_id FOR UPDATE"
+RECOUNT = """
+WITH c AS (
+    SELECT l.lot_id,
+           count(s.spot_id) FILTER (WHERE s.status = 'free') AS free,
+           count(s.spot_id) FILTER (WHERE s.status = 'occupied') AS occupied,
+           count(s.spot_id) FILTER (WHERE s.status = 'reserved') AS reserved,
+           count(s.spot_id) FILTER (WHERE s.status = 'unknown') AS unknown,
+           count(s.spot_id) FILTER (WHERE s.status = 'closed') AS closed
+    FROM lots l LEFT JOIN spots s ON s.lot_id = l.lot_id GROUP BY l.lot_id
+)
+UPDATE lots l SET free_count = c.free, occupied_count = c.occupied, reserved_count = c.reserved,
+                  unknown_count = c.unknown, closed_count = c.closed, counts_updated_at = $1
+FROM c
+WHERE c.lot_id = l.lot_id
+  AND (l.free_count, l.occupied_count, l.reserved_count, l.unknown_count, l.closed_count)
+      IS DISTINCT FROM (c.free, c.occupied, c.reserved, c.unknown, c.closed)
+RETURNING l.lot_id
+"""
+
+
+@dataclass
+class SweepResult:
+    """What one liveness sweep did."""
+
+    devices_offline: int = 0
+    spots_unknown: int = 0
+    lots: list[LotRow] = field(default_factory=list)
+
+
+async def sweep_silent(conn: asyncpg.Connection, now: datetime) -> SweepResult:
+    """Turn sensors silent past their window offline and their spots unknown, in one transaction."""
+    result = SweepResult()
+    async with conn.transaction():
+        lots = [r["lot_id"] for r in await conn.fetch(SILENT_LOTS, now, SWEEP_LIMIT)]
+        if not lots:
+            return result
+        await conn.fetch(LOCK_LOTS, sorted(lots))
+        row = await conn.fetchrow(MARK_SILENT, now, lots)
+        assert row is not None
+        changes = [(c[0], c[1], c[2]) for c in row["changes"]]
+        result.devices_offline = int(row["gone"])
+        result.spots_unknown = len(changes)
+        result.lots = await apply_lot_deltas(conn, lot_deltas(changes), now)
+    return result
+
+
+async def sample_active_lots(conn: asyncpg.Connection, now: datetime, every: timedelta) -> int:
+    """Write a lot_occupancy sample for lots with recent activity; return how many."""
+    async with conn.transaction():
+        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", SAMPLER_LOCK_KEY):
+            return 0
+        status = await conn.execute(SAMPLE_ACTIVE_LOTS, now, every)
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def recount_lots(conn: asyncpg.Connection, now: datetime) -> list[str]:
+    """Recompute every lot's counters from its spots (start-up repair); return lots that changed."""
+    async with conn.transaction():
+        await conn.fetch(LOCK_ALL_LOTS)
+        return [r["lot_id"] for r in await conn.fetch(RECOUNT, now)]

@@ -1,0 +1,1 @@
+"""Simulated bay sensors and city layouts that publish over MQTT and record their ground truth."""

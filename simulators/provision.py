@@ -1,0 +1,65 @@
+"""Write a simulated city into the database (the one place to switch to the admin API later)."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from parking_core.broker_auth import hash_password
+from parking_core.liveness import default_stale_after
+from simulators.city import CityLayout
+
+SIM_DEVICE_PASSWORD = "sim-device-password"  # noqa: S105 -- every simulated sensor shares it (not a secret)
+
+
+async def provision_city(
+    database_url: str,
+    city: CityLayout,
+    *,
+    heartbeat_interval_s: int = 600,
+    stale_after_s: int | None = None,
+    password: str = SIM_DEVICE_PASSWORD,
+) -> None:
+    """Create districts, lots (counters: every spot unknown), spots and bay sensors; idempotent."""
+    from datetime import timedelta
+
+    stale = stale_after_s or int(default_stale_after(timedelta(seconds=heartbeat_interval_s)).total_seconds())
+    hashed = hash_password(password)  # one hash for all: PBKDF2 per device would take minutes at 1M
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            await conn.executemany(
+                "INSERT INTO districts (district_id, name) VALUES ($1, $1) ON CONFLICT DO NOTHING",
+                [(d,) for d in city.districts],
+            )
+            await conn.executemany(
+                """INSERT INTO lots (lot_id, district_id, name, kind, lat, lon, capacity,
+                                     unknown_count, counts_updated_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $7, now()) ON CONFLICT DO NOTHING""",
+                [
+                    (lot.lot_id, lot.district_id, lot.name, lot.kind, lot.lat, lot.lon, lot.capacity)
+                    for lot in city.lots
+                ],
+            )
+            await conn.execute(
+                "CREATE TEMP TABLE sim_spots (spot_id text, lot_id text, device_id text) ON COMMIT DROP"
+            )
+            await conn.copy_records_to_table(
+                "sim_spots",
+                columns=("spot_id", "lot_id", "device_id"),
+                records=[(s.spot_id, lot.lot_id, s.device_id) for lot in city.lots for s in lot.spots],
+            )
+            await conn.execute(
+                "INSERT INTO spots (spot_id, lot_id) SELECT spot_id, lot_id FROM sim_spots"
+                " ON CONFLICT DO NOTHING"
+            )
+            await conn.execute(
+                """INSERT INTO devices (device_id, kind, spot_id, lot_id, heartbeat_interval_s,
+                                        stale_after_s, credential_hash, model)
+                   SELECT device_id, 'bay_sensor', spot_id, lot_id, $1, $2, $3, 'sim-bay-1'
+                   FROM sim_spots ON CONFLICT DO NOTHING""",
+                heartbeat_interval_s,
+                stale,
+                hashed,
+            )
+    finally:
+        await conn.close()
