@@ -101,25 +101,15 @@ def parse_topic(topic: str, prefix: str) -> tuple[TopicKind, str] | None:
 
 
 def encode_state(seq: int, ts: datetime, occupied: bool, **extra: int | str | None) -> bytes:
-    """Return the JSON payload of a state message (heartbeats use :func:`encode_heartbeat`)."""
-    return (
-        SensorState(seq=seq, ts=ts, occupied=occupied, **extra)
-        .model_dump_json(  # type: ignore[arg-type]
-            exclude_none=True
-        )
-        .encode()
-    )
+    """Return the JSON payload of a state message (extra: battery_mv, rssi_dbm, prev_state_s)."""
+    message = SensorState.model_validate({"seq": seq, "ts": ts, "occupied": occupied, **extra})
+    return message.model_dump_json(exclude_none=True).encode()
 
 
 def encode_heartbeat(seq: int, ts: datetime, occupied: bool, **extra: int | str | None) -> bytes:
-    """Return the JSON payload of a heartbeat message."""
-    return (
-        SensorHeartbeat(seq=seq, ts=ts, occupied=occupied, **extra)
-        .model_dump_json(  # type: ignore[arg-type]
-            exclude_none=True
-        )
-        .encode()
-    )
+    """Return the JSON payload of a heartbeat message (extra may include fw)."""
+    message = SensorHeartbeat.model_validate({"seq": seq, "ts": ts, "occupied": occupied, **extra})
+    return message.model_dump_json(exclude_none=True).encode()
 
 
 def encode_presence(online: bool) -> bytes:
