@@ -1,0 +1,1 @@
+"""TimescaleDB tier: the schema in TimescaleDB mode on real TimescaleDB (PGlite in Node)."""
