@@ -4,7 +4,7 @@ SELECT create_hypertable('spot_status_changes', by_range('ts', INTERVAL '7 days'
 SELECT create_hypertable('device_presence_changes', by_range('ts', INTERVAL '30 days'));
 SELECT create_hypertable('lot_occupancy', by_range('ts', INTERVAL '7 days'));
 
-CREATE MATERIALIZED VIEW lot_occupancy_5m WITH (timescaledb.continuous) AS
+CREATE MATERIALIZED VIEW lot_occupancy_5m WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
 SELECT lot_id,
        time_bucket(INTERVAL '5 minutes', ts) AS bucket,
        avg(occupied)::double precision AS occupied_avg,
