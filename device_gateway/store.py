@@ -8,9 +8,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from device_gateway.decode import PresenceReport, Rejection, RejectReason, SensorReading, reject
 from parking_core.occupancy import SpotStatus
+
+Conn = asyncpg.Connection | PoolConnectionProxy  # a plain connection or one from the pool
 
 # Temp tables live per connection; ON COMMIT DELETE ROWS empties them after each batch.
 CREATE_TEMP_TABLES = """
@@ -199,9 +202,7 @@ def lot_deltas(changes: Iterable[Sequence[str]]) -> dict[str, dict[str, int]]:
     return {lot: d for lot, d in deltas.items() if any(d.values())}
 
 
-async def apply_lot_deltas(
-    conn: asyncpg.Connection, deltas: dict[str, dict[str, int]], now: datetime
-) -> list[LotRow]:
+async def apply_lot_deltas(conn: Conn, deltas: dict[str, dict[str, int]], now: datetime) -> list[LotRow]:
     """Move the lots' counters by *deltas*, sample lot_occupancy, and return the new counts."""
     if not deltas:
         return []
@@ -233,7 +234,7 @@ async def apply_lot_deltas(
     ]
 
 
-async def prepare_connection(conn: asyncpg.Connection) -> None:
+async def prepare_connection(conn: Conn) -> None:
     """Create the per-connection temp tables (pool ``init``)."""
     await conn.execute(CREATE_TEMP_TABLES)
 
@@ -261,7 +262,7 @@ def _device_rows(readings: Sequence[SensorReading]) -> list[Sequence[object]]:
 
 
 async def write_batch(
-    conn: asyncpg.Connection,
+    conn: Conn,
     readings: Sequence[SensorReading],
     presences: Sequence[PresenceReport],
     rejections: Sequence[Rejection],

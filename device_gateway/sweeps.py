@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import asyncpg
-
-from device_gateway.store import LOCK_LOTS, LotRow, apply_lot_deltas, lot_deltas
+from device_gateway.store import LOCK_LOTS, Conn, LotRow, apply_lot_deltas, lot_deltas
 
 SWEEP_LIMIT = 5000  # devices turned offline per transaction; the next sweep takes the rest
 SAMPLER_LOCK_KEY = 727_274_101  # advisory lock: one gateway at a time writes periodic samples
@@ -86,7 +84,7 @@ class SweepResult:
     lots: list[LotRow] = field(default_factory=list)
 
 
-async def sweep_silent(conn: asyncpg.Connection, now: datetime) -> SweepResult:
+async def sweep_silent(conn: Conn, now: datetime) -> SweepResult:
     """Turn sensors silent past their window offline and their spots unknown, in one transaction."""
     result = SweepResult()
     async with conn.transaction():
@@ -103,7 +101,7 @@ async def sweep_silent(conn: asyncpg.Connection, now: datetime) -> SweepResult:
     return result
 
 
-async def sample_active_lots(conn: asyncpg.Connection, now: datetime, every: timedelta) -> int:
+async def sample_active_lots(conn: Conn, now: datetime, every: timedelta) -> int:
     """Write a lot_occupancy sample for lots with recent activity; return how many."""
     async with conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", SAMPLER_LOCK_KEY):
@@ -112,7 +110,7 @@ async def sample_active_lots(conn: asyncpg.Connection, now: datetime, every: tim
     return int(status.rsplit(" ", 1)[-1])
 
 
-async def recount_lots(conn: asyncpg.Connection, now: datetime) -> list[str]:
+async def recount_lots(conn: Conn, now: datetime) -> list[str]:
     """Recompute every lot's counters from its spots (start-up repair); return lots that changed."""
     async with conn.transaction():
         await conn.fetch(LOCK_ALL_LOTS)

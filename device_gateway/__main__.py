@@ -1,0 +1,94 @@
+"""``parking-gateway``: run the device gateway (settings from ``PARKING_*`` environment variables)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+import structlog
+
+from device_gateway.config import GatewaySettings
+
+
+def configure_logging(level: str = "info") -> None:
+    """Configure structlog once: JSON lines on stdout, the console renderer on a terminal."""
+    renderer: structlog.typing.Processor = (
+        structlog.dev.ConsoleRenderer() if sys.stdout.isatty() else structlog.processors.JSONRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=True,
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line; everything else comes from the environment."""
+    parser = argparse.ArgumentParser(
+        prog="parking-gateway",
+        description=(
+            "Device gateway: subscribes to bay-sensor state/heartbeat and device presence through a "
+            "shared MQTT subscription, validates, writes batches to PostgreSQL and acknowledges "
+            "after commit. Settings come from PARKING_* environment variables "
+            "(PARKING_DATABASE_URL, PARKING_MQTT_URL, PARKING_TOPIC_PREFIX, PARKING_GATEWAY_*); "
+            "see docs/gateway.md."
+        ),
+    )
+    parser.add_argument("--client-id", help="MQTT client id (persistent session); one per process")
+    parser.add_argument("--metrics-port", type=int, help="serve /metrics on this port (0 = off)")
+    parser.add_argument("--batch-rows", type=int, help="flush after this many messages")
+    parser.add_argument("--flush-ms", type=int, help="flush after the oldest message waited this long")
+    parser.add_argument("--log-level", help="debug, info, warning or error")
+    return parser.parse_args(argv)
+
+
+def build_settings(args: argparse.Namespace) -> GatewaySettings:
+    """Return settings from the environment with command-line overrides."""
+    overrides = {
+        "gateway_client_id": args.client_id,
+        "gateway_metrics_port": args.metrics_port,
+        "gateway_batch_rows": args.batch_rows,
+        "gateway_flush_interval_ms": args.flush_ms,
+        "gateway_log_level": args.log_level,
+    }
+    return GatewaySettings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+async def _serve(settings: GatewaySettings) -> None:
+    from device_gateway.service import run_gateway
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await run_gateway(settings, stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the gateway until SIGTERM or SIGINT; then drain, commit, acknowledge and exit."""
+    args = parse_args(argv)
+    settings = build_settings(args)
+    configure_logging(settings.gateway_log_level)
+    if settings.database_url is None or settings.mqtt_url is None:
+        structlog.get_logger("device_gateway").error(
+            "gateway.misconfigured", detail="set PARKING_DATABASE_URL and PARKING_MQTT_URL"
+        )
+        return 2
+    asyncio.run(_serve(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
