@@ -8,11 +8,12 @@ from importlib.metadata import version
 import asyncpg
 from aiohttp import web
 
-from guidance_api import admin, lots, operator_routes
+from guidance_api import admin, guidance, lots, operator_routes, tariff_routes
 from guidance_api.broker import BrokerSync
-from guidance_api.context import BROKER, DB_POOL, SETTINGS
+from guidance_api.context import BROKER, DB_POOL, SETTINGS, TARIFFS
 from guidance_api.openapi import Routes
 from guidance_api.problems import problem_middleware
+from guidance_api.tariff_cache import TariffCache
 from parking_core.settings import Settings
 
 POOL_MAX_SIZE = 20  # two cores: more connections only queue inside PostgreSQL
@@ -21,7 +22,7 @@ POOL_MAX_SIZE = 20  # two cores: more connections only queue inside PostgreSQL
 def all_routes() -> Routes:
     """Return every documented route of the API."""
     combined = Routes()
-    for module in (lots, operator_routes, admin):
+    for module in (guidance, lots, tariff_routes, operator_routes, admin):
         combined.docs.extend(module.routes.docs)
     return combined
 
@@ -31,6 +32,7 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> web.Appl
     app = web.Application(middlewares=[problem_middleware], client_max_size=8 * 1024 * 1024)
     app[SETTINGS] = settings
     app[BROKER] = BrokerSync(settings)
+    app[TARIFFS] = TariffCache()
     routes = all_routes()
     routes.install(app)
     document = routes.document("City parking API", version("city-parking"))
@@ -42,13 +44,13 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> web.Appl
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         if pool is not None:
-            app[DB_POOL] = pool
+            app[DB_POOL] = app[TARIFFS].pool = pool
             yield
             return
         if settings.database_url is None:
             raise RuntimeError("PARKING_DATABASE_URL is not set")
         async with asyncpg.create_pool(settings.database_url, min_size=1, max_size=POOL_MAX_SIZE) as own:
-            app[DB_POOL] = own
+            app[DB_POOL] = app[TARIFFS].pool = own
             await app[BROKER].sync(own)  # the broker learns devices provisioned while we were away
             yield
 

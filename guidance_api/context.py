@@ -9,11 +9,13 @@ from aiohttp import web
 
 from guidance_api.auth import Principal, authenticate
 from guidance_api.broker import BrokerSync
+from guidance_api.tariff_cache import TariffCache
 from parking_core.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
 BROKER = web.AppKey("broker", BrokerSync)
+TARIFFS = web.AppKey("tariffs", TariffCache)
 
 
 def utc_now() -> datetime:

@@ -245,6 +245,7 @@ class MosquittoBroker:
             "max_keepalive 300",
             "log_type error",
             "log_type warning",
+            "log_type notice",
             f"log_dest file {self.base_dir}/mosquitto.log",
         ]
         if _as_root():

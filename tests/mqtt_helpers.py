@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from parking_core.settings import MqttEndpoint
@@ -42,11 +42,15 @@ class Collector:
 
 
 def connect(
-    url: str, username: str | None = None, password: str | None = None, client_id: str = ""
+    url: str,
+    username: str | None = None,
+    password: str | None = None,
+    client_id: str = "",
+    protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
 ) -> Collector:
     """Connect to the broker of *url* (credentials from the URL unless given) and start its loop."""
     endpoint = MqttEndpoint.from_url(url)
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
     user = username if username is not None else endpoint.username
     secret = (
         password

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from paho.mqtt.client import MQTTv311
 
 from parking_core.harness import ServiceHarness
 from tests.integration.api.conftest import ADMIN
-from tests.mqtt_helpers import connect, wait_until
+from tests.mqtt_helpers import Collector, connect, wait_until
 
 pytestmark = [pytest.mark.db, pytest.mark.mqtt]
+
+
+def intruder_gone(collector: Collector) -> Callable[[], bool]:
+    """Return a check that the broker has dropped *collector*."""
+    return lambda: not collector.client.is_connected()
 
 
 @pytest.fixture
@@ -47,29 +54,30 @@ async def test_a_provisioned_sensor_publishes_on_its_own_topics_only(
     ).json()
     await api.put("/v1/admin/devices/SEN-2", headers=ADMIN, json={"kind": "bay_sensor", "spot_id": "L1-2"})
     assert own_broker.mqtt_url is not None
-    backend = connect(own_broker.mqtt_url)
+    url, password = own_broker.mqtt_url, mine["mqtt"]["password"]
+    backend = connect(url)
     backend.client.subscribe(f"{topic_prefix}/#", qos=1)
-    device = connect(own_broker.mqtt_url, "SEN-1", mine["mqtt"]["password"], client_id="SEN-1")
+    payload = json.dumps({"seq": 1, "ts": "2026-11-23T08:15:02+08:00", "occupied": True}).encode()
+    forbidden = [f"{topic_prefix}/sensors/SEN-2/state", f"{topic_prefix}/gates/SEN-1/plate"]
     try:
-        assert device.connect_reason is not None
-        assert not device.connect_reason.is_failure
-        payload = json.dumps({"seq": 1, "ts": "2026-11-23T08:15:02+08:00", "occupied": True}).encode()
         assert wait_until(lambda: bool(backend.client.is_connected()))
-        own = device.client.publish(f"{topic_prefix}/sensors/SEN-1/state", payload, qos=1)
-        other = device.client.publish(f"{topic_prefix}/sensors/SEN-2/state", payload, qos=1)
-        gate = device.client.publish(f"{topic_prefix}/gates/SEN-1/plate", payload, qos=1)
-        own.wait_for_publish(10)
-        other.wait_for_publish(10)
-        gate.wait_for_publish(10)
-        marker = device.client.publish(f"{topic_prefix}/devices/SEN-1/presence", b'{"online":true}', qos=1)
-        marker.wait_for_publish(10)
+        for topic in forbidden:  # one connection each: Mosquitto drops a client that trespasses
+            intruder = connect(url, "SEN-1", password, client_id="SEN-1", protocol=MQTTv311)
+            assert intruder.connect_reason is not None
+            assert not intruder.connect_reason.is_failure
+            intruder.client.publish(topic, payload, qos=0)
+            wait_until(intruder_gone(intruder), timeout_s=1)
+            intruder.close()
+        device = connect(url, "SEN-1", password, client_id="SEN-1", protocol=MQTTv311)
+        device.client.publish(f"{topic_prefix}/sensors/SEN-1/state", payload, qos=1).wait_for_publish(10)
+        device.client.publish(f"{topic_prefix}/devices/SEN-1/presence", b'{"online":true}', qos=1)
         assert wait_until(lambda: any(t.endswith("/presence") for t, _ in backend.messages))
+        device.close()
         topics = [t for t, _ in backend.messages]
         assert f"{topic_prefix}/sensors/SEN-1/state" in topics
-        assert f"{topic_prefix}/sensors/SEN-2/state" not in topics
-        assert f"{topic_prefix}/gates/SEN-1/plate" not in topics
+        for topic in forbidden:
+            assert topic not in topics
     finally:
-        device.close()
         backend.close()
 
 

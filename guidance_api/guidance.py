@@ -1,0 +1,110 @@
+"""Public guidance routes: nearby vacancies, ranked for the driver, and the list of lots."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from guidance_api.context import DB_POOL, utc_now
+from guidance_api.openapi import Param, RouteDoc, Routes
+from guidance_api.params import bad_param, float_param, int_param
+from guidance_api.pricing_view import first_hour_price
+from guidance_api.queries import lot_status, lot_view
+
+routes = Routes()
+
+MAX_RADIUS_M = 50_000  # a city's width: further than this, guidance is not what the driver wants
+VEHICLE_CLASSES = ("small_car", "large_car", "new_energy", "motorcycle")
+
+# Nearest first by the GiST index on earth_point (KNN), within the radius (earth_box is a cube
+# bounding box, refined by the exact earth_distance). Closed and full lots are not offered.
+VACANCIES = """
+SELECT lot_id, name, kind, district_id, lat, lon, capacity, status AS lot_status, tariff_id, time_zone,
+       free_count, occupied_count, reserved_count, unknown_count, closed_count, counts_updated_at,
+       earth_distance(earth_point, ll_to_earth($1, $2)) AS distance_m
+FROM lots
+WHERE earth_box(ll_to_earth($1, $2), $3) @> earth_point
+  AND earth_distance(earth_point, ll_to_earth($1, $2)) <= $3
+  AND status = 'open'
+  AND (free_count > 0 OR unknown_count * 2 > capacity)
+ORDER BY earth_point <-> ll_to_earth($1, $2)
+LIMIT $4
+"""
+CANDIDATES_PER_RESULT = 3  # fetch more than asked, so that lots of unknown state can go last
+
+
+def _age_s(updated: datetime | None, now: datetime) -> int | None:
+    return None if updated is None else max(0, int((now - updated).total_seconds()))
+
+
+@routes.add(
+    RouteDoc(
+        "GET",
+        "/v1/vacancies",
+        "Lots with free spaces near a point",
+        "guidance",
+        "public",
+        (
+            Param("lat", schema={"type": "number", "minimum": -90, "maximum": 90}, required=True),
+            Param("lon", schema={"type": "number", "minimum": -180, "maximum": 180}, required=True),
+            Param(
+                "radius_m", schema={"type": "number", "minimum": 1, "maximum": MAX_RADIUS_M, "default": 1000}
+            ),
+            Param("limit", schema={"type": "integer", "minimum": 1, "maximum": 100, "default": 20}),
+            Param("vehicle_class", schema={"enum": list(VEHICLE_CLASSES), "default": "small_car"}),
+        ),
+    )
+)
+async def get_vacancies(request: web.Request) -> web.Response:
+    """Nearest useful first: lots with a known free count by distance, then lots whose sensors are
+    silent (`status` `unknown`, `free` is what was last known) by distance. Closed and full lots are
+    left out; `0 ≤ free ≤ capacity` always.
+    """
+    lat = float_param(request, "lat", -90, 90)
+    lon = float_param(request, "lon", -180, 180)
+    radius = float_param(request, "radius_m", 1, MAX_RADIUS_M, 1000)
+    limit = int_param(request, "limit", 1, 100, 20)
+    vehicle_class = request.query.get("vehicle_class", "small_car")
+    if vehicle_class not in VEHICLE_CLASSES:
+        raise bad_param("vehicle_class", f"must be one of {', '.join(VEHICLE_CLASSES)}")
+    rows = await request.app[DB_POOL].fetch(VACANCIES, lat, lon, radius, limit * CANDIDATES_PER_RESULT)
+    now = utc_now()
+    known: list[dict[str, Any]] = []
+    unknown: list[dict[str, Any]] = []
+    for row in rows:
+        status = lot_status(row["lot_status"], row["capacity"], row["free_count"], row["unknown_count"])
+        if status in {"full", "closed"}:
+            continue
+        item = {
+            "lot_id": row["lot_id"],
+            "name": row["name"],
+            "kind": row["kind"],
+            "lat": row["lat"],
+            "lon": row["lon"],
+            "distance_m": round(row["distance_m"]),
+            "free": row["free_count"],
+            "capacity": row["capacity"],
+            "status": status,
+            "updated_at": row["counts_updated_at"].isoformat() if row["counts_updated_at"] else None,
+            "data_age_s": _age_s(row["counts_updated_at"], now),
+            "price_first_hour_fen": await first_hour_price(request.app, row["tariff_id"], vehicle_class, now),
+        }
+        (unknown if status == "unknown" else known).append(item)
+    return web.json_response({"items": (known + unknown)[:limit]})
+
+
+@routes.add(
+    RouteDoc("GET", "/v1/lots", "Every lot with its live counts", "lots", "public", (Param("district_id"),))
+)
+async def list_lots(request: web.Request) -> web.Response:
+    """For maps and city screens; the same fields as one lot."""
+    district = request.query.get("district_id")
+    rows = await request.app[DB_POOL].fetch(
+        "SELECT lot_id, name, kind, district_id, lat, lon, capacity, status AS lot_status, tariff_id,"
+        " free_count, occupied_count, reserved_count, unknown_count, closed_count, counts_updated_at"
+        " FROM lots WHERE ($1::text IS NULL OR district_id = $1) ORDER BY district_id, lot_id",
+        district,
+    )
+    return web.json_response({"items": [lot_view(r) for r in rows]})

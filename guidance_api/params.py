@@ -1,0 +1,84 @@
+"""Query-parameter parsing that refuses bad input with a 400 problem naming the parameter."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timedelta
+
+from aiohttp import web
+
+from guidance_api.problems import ProblemError
+
+_DURATION = re.compile(r"^(?P<n>\d{1,4})(?P<unit>[mhd])$")
+_UNIT_MINUTES = {"m": 1, "h": 60, "d": 1440}
+
+
+def bad_param(name: str, message: str) -> ProblemError:
+    """Return the 400 problem for query parameter *name*."""
+    return ProblemError(
+        400,
+        "validation",
+        "Invalid request",
+        f"{name}: {message}",
+        errors=[{"field": name, "message": message, "code": "invalid"}],
+    )
+
+
+def float_param(
+    request: web.Request, name: str, low: float, high: float, default: float | None = None
+) -> float:
+    """Return a float parameter within [low, high]."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        if default is None:
+            raise bad_param(name, "is required")
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise bad_param(name, f"{raw!r} is not a number") from None
+    if not math.isfinite(value) or not low <= value <= high:
+        raise bad_param(name, f"must be between {low:g} and {high:g}")
+    return value
+
+
+def int_param(request: web.Request, name: str, low: int, high: int, default: int) -> int:
+    """Return an integer parameter within [low, high]."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not re.fullmatch(r"-?\d{1,9}", raw):
+        raise bad_param(name, f"{raw!r} is not an integer")
+    value = int(raw)
+    if not low <= value <= high:
+        raise bad_param(name, f"must be between {low} and {high}")
+    return value
+
+
+def time_param(request: web.Request, name: str, default: datetime) -> datetime:
+    """Return an RFC 3339 time parameter; an offset is required."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = datetime.fromisoformat(raw.replace(" ", "+"))  # a '+' in a query string arrives as ' '
+    except ValueError:
+        raise bad_param(name, f"{raw!r} is not an RFC 3339 time") from None
+    if value.tzinfo is None:
+        raise bad_param(name, "needs a UTC offset, e.g. 2026-11-23T08:00:00+08:00")
+    return value
+
+
+def duration_param(request: web.Request, name: str, default: timedelta, step: timedelta) -> timedelta:
+    """Return a duration like ``15m``, ``1h`` or ``1d`` that is a whole multiple of *step*."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    match = _DURATION.match(raw)
+    if match is None:
+        raise bad_param(name, f"{raw!r} is not a duration like 5m, 15m, 1h or 1d")
+    value = timedelta(minutes=int(match["n"]) * _UNIT_MINUTES[match["unit"]])
+    if value <= timedelta(0) or value % step:
+        raise bad_param(name, f"must be a positive multiple of {int(step.total_seconds() // 60)} minutes")
+    return value
