@@ -44,10 +44,12 @@ async def running_gateway(settings: GatewaySettings) -> AsyncIterator[Gateway]:
         await pool.close()
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 30.0) -> None:
+async def eventually(
+    check: Callable[[], Awaitable[bool]], timeout_s: float = 30.0, state: object = None
+) -> None:
     """Poll *check* until it holds; fail after a generous deadline (never a timed assertion)."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while not await check():
         if asyncio.get_running_loop().time() > deadline:
-            pytest.fail("condition not reached before the deadline")
+            pytest.fail(f"condition not reached before the deadline: {state}")
         await asyncio.sleep(0.05)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -10,7 +10,7 @@ import pytest
 
 from device_gateway.decode import Limits, PresenceReport, Rejection, SensorReading, decode
 from device_gateway.messages import encode_state
-from device_gateway.store import prepare_connection, write_batch
+from device_gateway.store import BatchResult, prepare_connection, write_batch
 from device_gateway.sweeps import recount_lots, sample_active_lots, sweep_silent
 from simulators.city import generate_city
 from simulators.provision import provision_city
@@ -38,7 +38,7 @@ def reading(  # noqa: PLR0917
     return decode(f"{P}/sensors/{dev}/state", encode_state(seq, ts, occupied), P, at, Limits())
 
 
-async def write(conn: asyncpg.Connection, items: list[object], now: datetime = T0) -> object:
+async def write(conn: asyncpg.Connection, items: Sequence[object], now: datetime = T0) -> BatchResult:
     readings = [x for x in items if isinstance(x, SensorReading)]
     presences = [x for x in items if isinstance(x, PresenceReport)]
     rejections = [x for x in items if isinstance(x, Rejection)]
@@ -63,9 +63,9 @@ async def test_readings_apply_once_and_the_newest_wins(conn: asyncpg.Connection)
         reading(1, 1, T0 - timedelta(seconds=5), occupied=False),
     ]
     result = await write(conn, batch)
-    assert (result.accepted, result.duplicates) == (3, 1)  # type: ignore[attr-defined]
+    assert (result.accepted, result.duplicates) == (3, 1)
     again = await write(conn, [reading(0, 1, T0 - timedelta(seconds=20), occupied=False)])
-    assert (again.accepted, again.duplicates) == (0, 1)  # type: ignore[attr-defined]
+    assert (again.accepted, again.duplicates) == (0, 1)
     status = await conn.fetchval("SELECT status FROM spots WHERE spot_id = $1", spot)
     assert status == "occupied"
     assert await conn.fetchval("SELECT count(*) FROM sensor_readings WHERE spot_id = $1", spot) == 2
@@ -88,7 +88,7 @@ async def test_unknown_devices_and_bad_input_are_recorded(conn: asyncpg.Connecti
         decode(f"{P}/devices/ghost/presence", b'{"online":true}', P, T0, Limits()),
     ]
     result = await write(conn, batch)
-    assert result.accepted == 1  # type: ignore[attr-defined]
+    assert result.accepted == 1
     rows = await conn.fetch(
         "SELECT reason, device_id, payload FROM rejected_messages ORDER BY rejected_id OFFSET $1", before
     )
