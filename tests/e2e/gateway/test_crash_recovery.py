@@ -1,0 +1,146 @@
+"""SIGKILL the gateway mid-stream and restart it: nothing accepted is lost, nothing applied twice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from parking_core.settings import Settings
+from simulators.city import generate_city
+from simulators.provision import provision_city
+from simulators.publisher import mqtt_client, publish_all
+from simulators.sensors import CitySimulator, Faults
+from tests.integration.gateway.helpers import eventually
+
+pytestmark = [pytest.mark.db, pytest.mark.mqtt]
+
+
+@contextmanager
+def gateway_process(settings: Settings, client_id: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``python -m device_gateway`` with PARKING_* variables; kill it if still running."""
+    assert settings.database_url is not None
+    assert settings.mqtt_url is not None
+    env = os.environ | {
+        "PARKING_DATABASE_URL": settings.database_url,
+        "PARKING_MQTT_URL": settings.mqtt_url,
+        "PARKING_TOPIC_PREFIX": settings.topic_prefix,
+        "PARKING_GATEWAY_CLIENT_ID": client_id,
+        "PARKING_GATEWAY_BATCH_ROWS": "200",
+        "PARKING_GATEWAY_FLUSH_INTERVAL_MS": "20",
+        "PARKING_GATEWAY_SESSION_EXPIRY_S": "300",
+    }
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "device_gateway"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+async def wait_connected(log: Path, times: int) -> None:
+    """Wait until the log shows the *times*-th MQTT connection."""
+
+    async def connected() -> bool:
+        return log.exists() and log.read_text().count("mqtt.connected") >= times
+
+    await eventually(connected, timeout_s=30)
+    await asyncio.sleep(0.3)  # SUBACK
+
+
+async def test_sigkill_mid_stream_loses_and_doubles_nothing(app_settings: Settings, tmp_path: Path) -> None:
+    """Readings committed before the kill stay once; the rest arrive after the restart."""
+    assert app_settings.database_url is not None
+    city = generate_city(1, 2, 50, prefix="kill")
+    await provision_city(app_settings.database_url, city, heartbeat_interval_s=600)
+    sim = CitySimulator(
+        city,
+        app_settings.topic_prefix,
+        datetime.now(UTC) - timedelta(hours=30),
+        seed=11,
+        faults=Faults(duplicate=0.1, reorder=0.1),
+        heartbeat_interval_s=300,
+        rate_scale=4.0,
+    )
+    batches = [sim.advance(600) for _ in range(24 * 6)] + [sim.drain()]
+    total = sum(len(b) for b in batches)
+    client_id = f"gw-kill-{secrets.token_hex(4)}"
+    log = tmp_path / "gateway.log"
+    db = await asyncpg.connect(app_settings.database_url)
+    try:
+        async with mqtt_client(app_settings.mqtt_endpoint()) as pub:
+            with gateway_process(app_settings, client_id, log) as first:
+                await wait_connected(log, 1)
+                half = len(batches) // 2
+                for batch in batches[:half]:
+                    await publish_all(pub, batch)
+
+                async def some_committed() -> bool:
+                    return bool(await db.fetchval("SELECT count(*) FROM sensor_readings") > 200)
+
+                await eventually(some_committed)
+                first.send_signal(signal.SIGKILL)
+                first.wait()
+            before_restart = await db.fetchval("SELECT count(*) FROM sensor_readings")
+            for batch in batches[half:]:  # the broker queues these for the dead session
+                await publish_all(pub, batch)
+            with gateway_process(app_settings, client_id, log) as second:
+                await wait_connected(log, 2)
+
+                async def all_in() -> bool:
+                    n = await db.fetchval("SELECT count(*) FROM sensor_readings")
+                    return bool(n == len(sim.truth.readings))
+
+                await eventually(all_in, timeout_s=60)
+                second.send_signal(signal.SIGTERM)
+                assert await asyncio.to_thread(second.wait, 30) == 0
+        assert 0 < before_restart < len(sim.truth.readings) <= total
+        stored = {
+            (r["device_id"], r["seq"], r["ts"])
+            for r in await db.fetch("SELECT device_id, seq, ts FROM sensor_readings")
+        }
+        assert stored == sim.truth.readings
+        rows = await db.fetch("SELECT spot_id, occupied, status FROM spots")
+        assert {r["spot_id"]: r["occupied"] for r in rows} == sim.truth.occupied()
+        repeated = await db.fetchval(
+            "SELECT count(*) FROM (SELECT spot_id, ts, status, previous_status FROM spot_status_changes"
+            " GROUP BY 1, 2, 3, 4 HAVING count(*) > 1) d"
+        )
+        assert repeated == 0
+        broken = await db.fetchval(
+            """SELECT count(*) FROM (
+                 SELECT status, previous_status,
+                        lag(status) OVER (PARTITION BY spot_id ORDER BY ctid) AS before
+                 FROM spot_status_changes) c
+               WHERE before IS NOT NULL AND before <> previous_status"""
+        )
+        assert broken == 0  # every change starts where the previous one ended: none applied twice
+        counts = await db.fetch(
+            """SELECT l.lot_id, l.free_count, l.occupied_count, l.unknown_count,
+                      count(*) FILTER (WHERE s.status = 'free') AS free,
+                      count(*) FILTER (WHERE s.status = 'occupied') AS occupied,
+                      count(*) FILTER (WHERE s.status = 'unknown') AS unknown
+               FROM lots l JOIN spots s USING (lot_id) GROUP BY l.lot_id"""
+        )
+        for c in counts:
+            assert (c["free_count"], c["occupied_count"], c["unknown_count"]) == (
+                c["free"],
+                c["occupied"],
+                c["unknown"],
+            )
+    finally:
+        await db.close()
