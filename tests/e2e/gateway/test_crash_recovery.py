@@ -55,8 +55,11 @@ def gateway_process(settings: Settings, client_id: str, log: Path) -> Iterator[s
 async def wait_connected(log: Path, times: int) -> None:
     """Wait until the log shows the *times*-th MQTT connection."""
 
+    def count() -> int:
+        return log.read_text().count("mqtt.connected") if log.exists() else 0
+
     async def connected() -> bool:
-        return log.exists() and log.read_text().count("mqtt.connected") >= times
+        return await asyncio.to_thread(count) >= times
 
     await eventually(connected, timeout_s=30)
     await asyncio.sleep(0.3)  # SUBACK
