@@ -8,7 +8,16 @@ from importlib.metadata import version
 import asyncpg
 from aiohttp import web
 
-from guidance_api import admin, guidance, lots, operator_routes, tariff_routes
+from guidance_api import (
+    admin,
+    dashboard,
+    guidance,
+    lots,
+    operator_history,
+    operator_routes,
+    overview,
+    tariff_routes,
+)
 from guidance_api.broker import BrokerSync
 from guidance_api.context import BROKER, DB_POOL, SETTINGS, TARIFFS
 from guidance_api.openapi import Routes
@@ -22,7 +31,16 @@ POOL_MAX_SIZE = 20  # two cores: more connections only queue inside PostgreSQL
 def all_routes() -> Routes:
     """Return every documented route of the API."""
     combined = Routes()
-    for module in (guidance, lots, tariff_routes, operator_routes, admin):
+    for module in (
+        guidance,
+        lots,
+        tariff_routes,
+        operator_routes,
+        operator_history,
+        overview,
+        admin,
+        dashboard,
+    ):
         combined.docs.extend(module.routes.docs)
     return combined
 
