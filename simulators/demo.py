@@ -1,0 +1,228 @@
+"""``parking-demo``: everything at once on embedded defaults, with a simulated Zhengzhou-like city."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from billing.examples import example_tariff_documents
+from parking_core.embedded import free_port, port_is_free
+from parking_core.embedded_defaults import EMBEDDED_DATABASE, ensure_database
+from parking_core.harness import ServiceHarness, with_database
+from parking_core.logs import configure_logging
+from parking_core.migrate_pg import upgrade_database
+from parking_core.settings import Settings
+from simulators.city import CityLayout, load_city
+from simulators.provision import provision_city
+
+DEFAULT_CITY = Path(str(files("simulators") / "cities" / "zhengzhou.json"))
+DEMO_HEARTBEAT_S = 60  # sensors heartbeat every minute in the demo, so silence shows within ~3 min
+API_START_TIMEOUT_S = 30.0
+LIVE_TIMEOUT_S = 120.0
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(
+        prog="parking-demo",
+        description="Start PostgreSQL and Mosquitto (embedded, data in PARKING_DATA_DIR, default ./var, "
+        "unless PARKING_DATABASE_URL / PARKING_MQTT_URL name running ones), apply migrations, seed a "
+        "simulated Zhengzhou-like city with tariffs, then run the gateway, the API and the simulated "
+        "sensors until Ctrl-C.",
+    )
+    parser.add_argument("--city", type=Path, default=DEFAULT_CITY, help="city layout JSON")
+    parser.add_argument("--http-port", type=int, help="API port (default PARKING_HTTP_PORT, 8080)")
+    parser.add_argument(
+        "--rate-scale",
+        type=float,
+        default=20.0,
+        help="multiplies arrival rates so that counts change visibly (default 20)",
+    )
+    parser.add_argument(
+        "--faults", action="store_true", help="inject duplicates, reordering, garbage and clock skew"
+    )
+    parser.add_argument(
+        "--until-live", action="store_true", help="exit 0 once the API shows live counts (used by the tests)"
+    )
+    return parser.parse_args(argv)
+
+
+def _env(
+    settings: Settings, harness: ServiceHarness, database_url: str, port: int, token: str
+) -> dict[str, str]:
+    env = dict(os.environ) | {
+        "PARKING_DATABASE_URL": database_url,
+        "PARKING_MQTT_URL": str(harness.mqtt_url),
+        "PARKING_HTTP_HOST": settings.http_host,
+        "PARKING_HTTP_PORT": str(port),
+        "PARKING_ADMIN_TOKEN": token,
+        "PARKING_TOPIC_PREFIX": settings.topic_prefix,
+    }
+    if harness.broker is not None:
+        env |= {
+            "PARKING_BROKER_AUTH": "file",
+            "PARKING_BROKER_PASSWORD_FILE": str(harness.broker.password_file),
+            "PARKING_BROKER_ACL_FILE": str(harness.broker.acl_file),
+            "PARKING_BROKER_PID_FILE": str(harness.broker.pid_file),
+        }
+    return env
+
+
+async def _wait_for_api(base: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + API_START_TIMEOUT_S
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit(f"parking-demo: the API exited with code {proc.returncode}")
+            try:
+                async with http.get(f"{base}/v1/openapi.json") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise SystemExit("parking-demo: the API did not start")
+
+
+async def _seed(base: str, token: str, city_doc: dict[str, Any], city: CityLayout) -> None:
+    """Publish the example tariffs and the lots (names, places, tariffs) through the admin API."""
+    headers = {"Authorization": f"Bearer {token}"}
+    spots = {lot.lot_id: [{"spot_id": s.spot_id} for s in lot.spots] for lot in city.lots}
+    async with aiohttp.ClientSession(headers=headers, raise_for_status=True) as http:
+        for tariff_id, document in example_tariff_documents().items():
+            await http.put(f"{base}/v1/admin/tariffs/{tariff_id}", json=document)
+        for district in city_doc["districts"]:
+            await http.put(
+                f"{base}/v1/admin/districts/{district['district_id']}",
+                json={"name": district.get("name", district["district_id"])},
+            )
+            for lot in district["lots"]:
+                body = {key: lot[key] for key in ("name", "kind", "lat", "lon", "tariff_id") if key in lot}
+                body |= {"district_id": district["district_id"], "spots": spots[lot["lot_id"]]}
+                await http.put(f"{base}/v1/admin/lots/{lot['lot_id']}", json=body)
+
+
+async def _wait_until_live(base: str, procs: Sequence[subprocess.Popen[bytes]]) -> bool:
+    """Return True once some lot has a known free or occupied count."""
+    deadline = time.monotonic() + LIVE_TIMEOUT_S
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in procs):
+                return False
+            async with http.get(f"{base}/v1/lots") as resp:
+                lots = (await resp.json())["items"]
+            if any(lot["free"] + lot["occupied"] > 0 for lot in lots):
+                return True
+            await asyncio.sleep(0.5)
+    return False
+
+
+def _stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
+    for proc in reversed(procs):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in reversed(procs):
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the demo until Ctrl-C (or, with --until-live, until live data shows)."""
+    args = parse_args(argv)
+    configure_logging("INFO")
+    settings = Settings()
+    port = args.http_port or settings.http_port
+    if not port_is_free(port):
+        port = free_port()
+    city_doc = json.loads(args.city.read_text())
+    city = load_city(args.city)
+    token = settings.admin_token.get_secret_value() if settings.admin_token else secrets.token_urlsafe(24)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    harness = ServiceHarness(settings.database_url, settings.mqtt_url, base_dir=settings.data_dir.resolve())
+    print("starting PostgreSQL and Mosquitto …", flush=True)
+    harness.start()
+    procs: list[subprocess.Popen[bytes]] = []
+    stopping = False
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        ensure_database(harness.admin_url, EMBEDDED_DATABASE)
+        database_url = with_database(harness.admin_url, EMBEDDED_DATABASE)
+        mode, applied = upgrade_database(database_url, settings.timescale.value)
+        print(f"database ready ({mode.value} mode, {len(applied)} migration(s) applied)", flush=True)
+        asyncio.run(provision_city(database_url, city, heartbeat_interval_s=DEMO_HEARTBEAT_S))
+        env = _env(settings, harness, database_url, port, token)
+        base = f"http://{settings.http_host}:{port}"
+        procs.append(subprocess.Popen([sys.executable, "-m", "guidance_api"], env=env))
+        asyncio.run(_wait_for_api(base, procs[0]))
+        asyncio.run(_seed(base, token, city_doc, city))
+        procs.append(subprocess.Popen([sys.executable, "-m", "device_gateway"], env=env))
+        sim = [
+            sys.executable,
+            "-m",
+            "simulators",
+            "--city",
+            str(args.city),
+            "--speed",
+            "1",
+            "--duration-s",
+            str(7 * 86_400),
+            "--rate-scale",
+            str(args.rate_scale),
+            "--heartbeat-s",
+            str(DEMO_HEARTBEAT_S),
+        ]
+        if args.faults:
+            sim += ["--duplicate", "0.02", "--reorder", "0.02", "--garbage", "0.005", "--skew", "0.005"]
+        procs.append(subprocess.Popen(sim, env=env))
+        print(
+            f"""
+  City parking demo is running ({len(city.lots)} lots, {len(city.spots)} bay sensors, simulated).
+    dashboard      {base}/dashboard/
+    API            {base}/v1/lots   {base}/v1/vacancies?lat=34.7549&lon=113.6588&radius_m=3000
+    OpenAPI        {base}/v1/openapi.json
+    admin token    {token}
+    database       {database_url}
+    broker         {harness.mqtt_url}
+  Ctrl-C stops everything; data stays in {settings.data_dir.resolve()} (make clean removes it).
+""",
+            flush=True,
+        )
+        if args.until_live:
+            return 0 if asyncio.run(_wait_until_live(base, procs)) else 1
+        while not stopping and all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        failed = [p.args for p in procs if p.poll() not in (None, 0)]
+        if failed and not stopping:
+            print(f"parking-demo: a process stopped: {failed}", file=sys.stderr)
+            return 1
+        return 0
+    finally:
+        print("stopping …", flush=True)
+        _stop(procs)
+        harness.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
