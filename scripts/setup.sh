@@ -34,8 +34,12 @@ stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   log "installing the project and its dev tools into .venv"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e ".[dev]" 2>&1 | grep -v -e '^WARNING: Location' -e 'BuildBackendWarning' || true
-  .venv/bin/python -c "import parking_core, aiohttp, asyncpg, psycopg, paho.mqtt" 
+  if ! .venv/bin/python -m pip install -q -e ".[dev]" > .venv/pip-install.log 2>&1; then
+    cat .venv/pip-install.log >&2
+    log "pip install failed (log above)"
+    exit 1
+  fi
+  .venv/bin/python -c "import parking_core, aiohttp, asyncpg, psycopg, paho.mqtt"
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
