@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,6 +14,7 @@ from billing import (
     Quote,
     Tariff,
     TimedCharge,
+    VehicleClass,
     parse_tariff,
     price_stay,
     tariff_to_json,
@@ -56,7 +58,9 @@ def _check_daily_cap(quote: Quote, tariff: Tariff, earlier: list[TimedCharge]) -
 
 
 @given(tariffs(), entries(), durations(), durations(timedelta(hours=30)), vehicle_classes())
-def test_a_longer_stay_never_costs_less(tariff, entry, stay, extra, vehicle_class):
+def test_a_longer_stay_never_costs_less(
+    tariff: Tariff, entry: datetime, stay: timedelta, extra: timedelta, vehicle_class: VehicleClass
+) -> None:
     """Staying longer (same entry, later exit) never lowers the price."""
     short = price_stay(entry, entry + stay, vehicle_class, tariff)
     longer = price_stay(entry, entry + stay + extra, vehicle_class, tariff)
@@ -64,7 +68,9 @@ def test_a_longer_stay_never_costs_less(tariff, entry, stay, extra, vehicle_clas
 
 
 @given(tariffs(caps=False), entries(), durations(), durations(timedelta(hours=30)), vehicle_classes())
-def test_an_earlier_entry_never_costs_less_without_daily_caps(tariff, exit_at, stay, extra, car):
+def test_an_earlier_entry_never_costs_less_without_daily_caps(
+    tariff: Tariff, exit_at: datetime, stay: timedelta, extra: timedelta, car: VehicleClass
+) -> None:
     """Without a daily cap, entering earlier (same exit) never lowers the price."""
     short = price_stay(exit_at - stay, exit_at, car, tariff)
     longer = price_stay(exit_at - stay - extra, exit_at, car, tariff)
@@ -72,7 +78,9 @@ def test_an_earlier_entry_never_costs_less_without_daily_caps(tariff, exit_at, s
 
 
 @given(tariffs(), entries(), st.data(), vehicle_classes())
-def test_stays_within_the_free_period_are_free(tariff, entry, data, vehicle_class):
+def test_stays_within_the_free_period_are_free(
+    tariff: Tariff, entry: datetime, data: st.DataObject, vehicle_class: VehicleClass
+) -> None:
     """A stay no longer than the free minutes costs nothing."""
     free = tariff.rules_for(vehicle_class).free_minutes
     stay = data.draw(st.integers(0, free * 60).map(lambda s: timedelta(seconds=s)))
@@ -80,7 +88,9 @@ def test_stays_within_the_free_period_are_free(tariff, entry, data, vehicle_clas
 
 
 @given(tariffs(), entries(), durations(), vehicle_classes(), st.data())
-def test_no_quote_exceeds_its_caps(tariff, entry, stay, vehicle_class, data):
+def test_no_quote_exceeds_its_caps(
+    tariff: Tariff, entry: datetime, stay: timedelta, vehicle_class: VehicleClass, data: st.DataObject
+) -> None:
     """Band, daily (calendar and rolling, with earlier charges) and session caps all hold."""
     earlier = data.draw(
         st.lists(
@@ -100,7 +110,9 @@ def test_no_quote_exceeds_its_caps(tariff, entry, stay, vehicle_class, data):
 
 
 @given(tariffs(), entries(), durations(), vehicle_classes())
-def test_amounts_are_non_negative_integers_and_lines_add_up(tariff, entry, stay, vehicle_class):
+def test_amounts_are_non_negative_integers_and_lines_add_up(
+    tariff: Tariff, entry: datetime, stay: timedelta, vehicle_class: VehicleClass
+) -> None:
     """Every quote is a non-negative int of fen and its lines add up to it."""
     quote = price_stay(entry, entry + stay, vehicle_class, tariff)
     assert isinstance(quote.amount_fen, int)
@@ -111,7 +123,9 @@ def test_amounts_are_non_negative_integers_and_lines_add_up(tariff, entry, stay,
 
 
 @given(tariffs(free_minutes=False), entries(), durations(), st.data(), vehicle_classes())
-def test_splitting_at_a_band_boundary_keeps_the_total(tariff, entry, stay, data, vehicle_class):
+def test_splitting_at_a_band_boundary_keeps_the_total(
+    tariff: Tariff, entry: datetime, stay: timedelta, data: st.DataObject, vehicle_class: VehicleClass
+) -> None:
     """Pricing entry..B and B..exit, the second part seeing the first part's charges, adds up.
 
     B is any band occurrence boundary inside the stay; this holds for tariffs with no free
@@ -130,7 +144,7 @@ def test_splitting_at_a_band_boundary_keeps_the_total(tariff, entry, stay, data,
 
 
 @given(tariff_documents())
-def test_a_tariff_document_round_trips(doc):
+def test_a_tariff_document_round_trips(doc: dict[str, Any]) -> None:
     """parse_tariff(tariff_to_json(t)) == t, and the JSON is stable after one round."""
     tariff = parse_tariff(doc)
     again = parse_tariff(tariff_to_json(tariff))

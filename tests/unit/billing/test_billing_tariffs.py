@@ -43,7 +43,7 @@ def edited(**changes: Any) -> dict[str, Any]:
     return doc
 
 
-def test_every_example_tariff_loads_and_round_trips():
+def test_every_example_tariff_loads_and_round_trips() -> None:
     """The shipped example tariffs parse, and tariff_to_json/parse_tariff round-trip them."""
     tariffs = load_example_tariffs()
     assert set(tariffs) == {
@@ -57,7 +57,7 @@ def test_every_example_tariff_loads_and_round_trips():
         assert parse_tariff(tariff_to_json(tariff)) == tariff
 
 
-def test_example_prices_follow_zone_and_lot_kind():
+def test_example_prices_follow_zone_and_lot_kind() -> None:
     """Zone 1 > 2 > 3 on-street, and on-street > above-ground > underground by day."""
     t = load_example_tariffs()
     entry = datetime(2025, 3, 3, 9, tzinfo=TZ)
@@ -70,7 +70,7 @@ def test_example_prices_follow_zone_and_lot_kind():
     assert cost("zz-zone1-on-street") > cost("zz-zone1-above-ground") > cost("zz-zone1-underground")
 
 
-def test_unknown_fields_are_named():
+def test_unknown_fields_are_named() -> None:
     """An unknown field at any depth is reported with its path."""
     doc = edited(colour="red")
     doc["bands"][0]["tiers"][0]["surprise"] = 1
@@ -79,7 +79,7 @@ def test_unknown_fields_are_named():
     assert found["bands[0].tiers[0].surprise"] == "unknown field"
 
 
-def test_wrong_types_and_negative_prices_are_named():
+def test_wrong_types_and_negative_prices_are_named() -> None:
     """A string price, a float price and a negative price each name their field."""
     doc = edited(version="1")
     doc["bands"][0]["tiers"][0]["unit_price_fen"] = -1
@@ -90,7 +90,7 @@ def test_wrong_types_and_negative_prices_are_named():
     assert "got a number" in found["bands[0].tiers[1].unit_price_fen"]
 
 
-def test_overlapping_bands_are_refused():
+def test_overlapping_bands_are_refused() -> None:
     """Bands that overlap on a day type name the later band and the time."""
     doc = edited()
     doc["bands"][1]["start"] = "20:00"
@@ -99,21 +99,21 @@ def test_overlapping_bands_are_refused():
     assert "20:00-21:00" in found["bands[1]"]
 
 
-def test_gaps_in_the_day_are_refused():
+def test_gaps_in_the_day_are_refused() -> None:
     """Bands that leave part of a day type uncovered are refused with the gap."""
     doc = edited()
     doc["bands"][1]["start"] = "22:00"
     assert "21:00-22:00 uncovered on weekday days" in problems(doc)["bands"]
 
 
-def test_a_day_type_without_bands_is_refused():
+def test_a_day_type_without_bands_is_refused() -> None:
     """Restricting the only day band to weekdays leaves weekends uncovered."""
     doc = edited()
     doc["bands"][0]["day_types"] = ["weekday"]
     assert "07:00-21:00 uncovered on weekend days" in problems(doc)["bands"]
 
 
-def test_tiers_out_of_order_or_with_gaps_are_refused():
+def test_tiers_out_of_order_or_with_gaps_are_refused() -> None:
     """Tiers must start at 0, follow each other, end open, and sit on the unit grid."""
     doc = edited()
     tiers = doc["bands"][0]["tiers"]
@@ -124,7 +124,7 @@ def test_tiers_out_of_order_or_with_gaps_are_refused():
     assert "open-ended" in found["bands[0].tiers[2].end_min"]
 
 
-def test_tier_bounds_must_be_multiples_of_the_unit():
+def test_tier_bounds_must_be_multiples_of_the_unit() -> None:
     """A tier ending at 45 minutes with 60-minute units is refused."""
     doc = edited()
     doc["bands"][0]["tiers"][0]["end_min"] = 45
@@ -133,7 +133,7 @@ def test_tier_bounds_must_be_multiples_of_the_unit():
     assert "multiple of unit_min (60)" in found["bands[0].tiers[0].end_min"]
 
 
-def test_bad_time_zone_dates_and_times_are_named():
+def test_bad_time_zone_dates_and_times_are_named() -> None:
     """Unknown zones, impossible dates, reversed validity and bad clock times are refused."""
     doc = edited(time_zone="Mars/Olympus", valid_from="2025-02-30", holidays=["soon"])
     doc["bands"][0]["start"] = "25:00"
@@ -145,7 +145,7 @@ def test_bad_time_zone_dates_and_times_are_named():
     assert "after valid_from" in problems(edited(valid_to="2024-12-31"))["valid_to"]
 
 
-def test_fields_that_do_not_fit_the_charge_are_refused():
+def test_fields_that_do_not_fit_the_charge_are_refused() -> None:
     """A free band with tiers, and a flat band without its fee, are refused."""
     doc = edited()
     doc["bands"][1]["tiers"] = []
@@ -156,7 +156,7 @@ def test_fields_that_do_not_fit_the_charge_are_refused():
     assert problems(flat)["bands[1].flat_fee_fen"] == "is required"
 
 
-def test_vehicle_classes_are_validated():
+def test_vehicle_classes_are_validated() -> None:
     """Unknown classes, out-of-range factors and rules that are both are refused."""
     doc = edited(
         vehicle_classes={
@@ -171,7 +171,7 @@ def test_vehicle_classes_are_validated():
     assert "exactly one" in found["vehicle_classes.new_energy"]
 
 
-def test_problem_json_suits_an_http_problem_response():
+def test_problem_json_suits_an_http_problem_response() -> None:
     """The error renders as application/problem+json with a list of field problems."""
     with pytest.raises(TariffValidationError) as caught:
         parse_tariff(edited(currency="USD"))
@@ -182,12 +182,12 @@ def test_problem_json_suits_an_http_problem_response():
     ]
 
 
-def test_a_document_that_is_not_an_object_is_refused():
+def test_a_document_that_is_not_an_object_is_refused() -> None:
     """A list instead of an object is one problem at the document itself."""
     assert problems([]) == {"": "must be an object, got a list"}  # type: ignore[arg-type]
 
 
-def test_the_version_in_force_at_entry_is_selected():
+def test_the_version_in_force_at_entry_is_selected() -> None:
     """A price change applies from its date; older sessions keep the old version."""
     old = parse_tariff(edited(valid_to="2025-07-01"))
     new_doc = edited(version=2, valid_from="2025-07-01")
@@ -202,7 +202,7 @@ def test_the_version_in_force_at_entry_is_selected():
         select_tariff_version(versions, datetime(2024, 12, 31, 23, tzinfo=TZ))
 
 
-def test_day_types_come_from_holidays_workdays_and_the_week():
+def test_day_types_come_from_holidays_workdays_and_the_week() -> None:
     """Holidays win, make-up workdays are weekdays, Saturday and Sunday are the weekend."""
     tariff = load_example_tariffs()["zz-zone2-on-street"]
     assert tariff.day_type(date(2025, 10, 1)).value == "holiday"
@@ -211,7 +211,7 @@ def test_day_types_come_from_holidays_workdays_and_the_week():
     assert tariff.day_type(date(2025, 3, 7)).value == "weekday"
 
 
-def test_describe_tariff_reads_like_a_price_board():
+def test_describe_tariff_reads_like_a_price_board() -> None:
     """The Chinese and English summaries state bands, tiers, night and free minutes."""
     text = describe_tariff(load_example_tariffs()["zz-zone1-on-street"])
     assert "白天 07:00–21:00：首小时4元，第2–3小时每小时2元，第4小时起每小时4元" in text["zh"]
@@ -220,7 +220,7 @@ def test_describe_tariff_reads_like_a_price_board():
     assert "first hour ¥4, 2nd–3rd hour ¥2 per hour, from the 4th hour ¥4 per hour" in text["en"]
 
 
-def test_cds_export_has_rates_per_tier_and_says_what_does_not_map():
+def test_cds_export_has_rates_per_tier_and_says_what_does_not_map() -> None:
     """Tiers become CDS rates with start/end durations; free minutes are listed as unmapped."""
     policies = to_cds_policies(load_example_tariffs()["zz-zone1-on-street"])
     base_day = policies[0]
@@ -237,7 +237,7 @@ def test_cds_export_has_rates_per_tier_and_says_what_does_not_map():
     assert large[0]["priority"] < base_day["priority"]
 
 
-def test_apds_export_uses_exact_decimal_strings():
+def test_apds_export_uses_exact_decimal_strings() -> None:
     """APDS rate lines carry value as an exact decimal string and the amount in fen."""
     table = to_apds_rate_table(load_example_tariffs()["zz-zone1-underground"])
     day, night = table["rateLineCollections"]
