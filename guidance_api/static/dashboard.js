@@ -61,7 +61,7 @@ function renderTotals(lots) {
 
 function lotRow(lot, now) {
   const age = ageSeconds(lot.updated_at, now);
-  const fill = lot.capacity > 0 ? (100 * (lot.capacity - lot.free)) / lot.capacity : 0;
+  const fill = lot.capacity > 0 ? (100 * lot.occupied) / lot.capacity : 0; // unknown is not "taken"
   return h(
     "li",
     { class: "lot", "data-lot-id": lot.lot_id, "data-status": lot.status },
@@ -128,7 +128,8 @@ function renderMap(lots) {
   const cosLat = Math.cos((midLat * Math.PI) / 180);
   const xs = lons.map((lon) => lon * cosLat);
   const span = Math.max(Math.max(...xs) - Math.min(...xs), Math.max(...lats) - Math.min(...lats), 0.005);
-  const scale = Math.min(width - 2 * pad, height - 2 * pad) / span;
+  const labelRoom = 220; // labels sit right of their dots: keep the eastmost ones inside the map
+  const scale = Math.min(width - 2 * pad - labelRoom, height - 2 * pad) / span;
   const cx = (Math.min(...xs) + Math.max(...xs)) / 2;
   const cy = (Math.min(...lats) + Math.max(...lats)) / 2;
   const nodes = [svg("rect", { x: 0, y: 0, width, height, class: "map-bg" })];
@@ -138,12 +139,13 @@ function renderMap(lots) {
   }
   const ordered = [...lots].sort((a, b) => b.capacity - a.capacity); // small lots drawn on top
   for (const lot of ordered) {
-    const x = width / 2 + (lot.lon * cosLat - cx) * scale;
+    const x = (width - labelRoom) / 2 + (lot.lon * cosLat - cx) * scale;
     const y = height / 2 - (lot.lat - cy) * scale;
+    const radius = 9 + Math.sqrt(lot.capacity) * 3; // the viewBox is drawn at about 0.6 scale
     const dot = svg("circle", {
       cx: x.toFixed(1),
       cy: y.toFixed(1),
-      r: (5 + Math.sqrt(lot.capacity) * 1.6).toFixed(1),
+      r: radius.toFixed(1),
       class: `dot s-${lot.status}`,
       "data-lot-id": lot.lot_id,
     });
@@ -151,7 +153,9 @@ function renderMap(lots) {
     const label = STATUS[lot.status] || STATUS.unknown;
     title.textContent = `${lot.name} (${lot.lot_id}) · ${label.zh} ${label.en} · ${lot.free}/${lot.capacity}`;
     dot.append(title);
-    nodes.push(dot);
+    const text = svg("text", { x: (x + radius + 4).toFixed(1), y: (y + 4).toFixed(1), class: "dot-label" });
+    text.textContent = lot.status === "unknown" ? `${lot.name} ?` : `${lot.name} ${lot.free}/${lot.capacity}`;
+    nodes.push(dot, text);
   }
   map.replaceChildren(...nodes);
 }

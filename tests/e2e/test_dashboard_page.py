@@ -1,0 +1,328 @@
+"""The city screen in headless Chromium, driven over the DevTools Protocol against the real app."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import shutil
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+from aiohttp import web
+
+from guidance_api.app import create_app
+from parking_core.settings import Settings
+
+pytestmark = pytest.mark.db
+
+ADMIN = {"Authorization": "Bearer test-admin-token"}
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",  # we run as root in a container
+    "--disable-gpu",
+    "--disable-background-networking",  # the machine has no internet; nothing may phone home
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-dev-shm-usage",  # containers give /dev/shm 64 MB
+    "--window-size=1280,900",
+    "--remote-debugging-port=0",  # Chromium picks a free port and writes it to DevToolsActivePort
+)
+DEADLINE_S = 30.0  # generous: a cold Chromium start on two shared cores takes a few seconds
+# Lots of the screenshot: (lot_id, district_id, name, lat, lon, capacity).
+LOTS = (
+    ("E1", "jinshui", "花园路停车场", 34.7900, 113.6800, 12),
+    ("E2", "jinshui", "经三路路侧", 34.7800, 113.6700, 6),
+    ("E3", "jinshui", "金水广场", 34.7750, 113.6950, 20),
+    ("E4", "erqi", "二七广场地下", 34.7530, 113.6620, 16),
+    ("E5", "erqi", "大学路路侧", 34.7400, 113.6500, 8),
+    ("E6", "zhongyuan", "中原万达", 34.7500, 113.6100, 24),
+)
+
+
+class CdpError(RuntimeError):
+    """Raised when Chromium answers a DevTools command with an error."""
+
+
+class Cdp:
+    """A minimal Chrome DevTools Protocol client over one page's websocket."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self._ws = ws
+        self._next_id = 0
+        self.events: list[dict[str, Any]] = []
+
+    async def send(self, method: str, **params: Any) -> dict[str, Any]:
+        """Send one command and return its result; events that arrive meanwhile are kept."""
+        self._next_id += 1
+        command_id = self._next_id
+        await self._ws.send_json({"id": command_id, "method": method, "params": params})
+        while True:
+            message: dict[str, Any] = await self._ws.receive_json(timeout=DEADLINE_S)
+            if message.get("id") != command_id:
+                self.events.append(message)
+                continue
+            if "error" in message:
+                raise CdpError(f"{method}: {message['error']}")
+            result: dict[str, Any] = message["result"]
+            return result
+
+    async def evaluate(self, expression: str) -> Any:
+        """Return the value of a JavaScript expression in the page."""
+        result = await self.send("Runtime.evaluate", expression=expression, returnByValue=True)
+        if "exceptionDetails" in result:
+            raise CdpError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+
+def chromium_binary() -> str:
+    """Return Chromium's path, or skip (fail on CI) when it is not installed."""
+    found = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    if found is None:
+        reason = "Chromium is not installed (apt-get install -y chromium; scripts/setup.sh does it)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return found
+
+
+async def until(read: Callable[[], Awaitable[Any]], expected: Any) -> None:
+    """Poll *read* until it returns *expected*; fail with the last value after the deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE_S
+    value = await read()
+    while value != expected:
+        if loop.time() > deadline:
+            pytest.fail(f"expected {expected!r}, still {value!r} after {DEADLINE_S} s")
+        await asyncio.sleep(0.1)
+        value = await read()
+
+
+@pytest.fixture
+async def base_url(app_settings: Settings) -> AsyncIterator[str]:
+    """Serve the real application on a free loopback port and return its URL."""
+    runner = web.AppRunner(create_app(app_settings), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """Return an HTTP client session."""
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """Return a connection to this module's database, to play the gateway."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def wait_for_port_file(proc: asyncio.subprocess.Process, profile: Path, log: Path) -> tuple[int, str]:
+    """Return Chromium's DevTools port and browser websocket path once it has written them."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE_S
+    while (found := read_port_file(profile)) is None:
+        if proc.returncode is not None or loop.time() > deadline:
+            pytest.fail(f"Chromium did not start (exit {proc.returncode}): {tail(log)}")
+        await asyncio.sleep(0.05)
+    return found
+
+
+def read_port_file(profile: Path) -> tuple[int, str] | None:
+    """Return the port and browser path from DevToolsActivePort, once both lines are written."""
+    try:
+        lines = (profile / "DevToolsActivePort").read_text().splitlines()
+    except FileNotFoundError:
+        return None
+    return (int(lines[0]), lines[1]) if len(lines) >= 2 else None
+
+
+def tail(log: Path) -> str:
+    """Return the end of Chromium's log."""
+    return log.read_text(errors="replace")[-2000:]
+
+
+async def stop(proc: asyncio.subprocess.Process) -> None:
+    """Wait for Chromium to exit; kill its process group (ours alone) if it lingers."""
+    try:
+        await asyncio.wait_for(proc.wait(), DEADLINE_S)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+
+
+@pytest.fixture
+async def page(base_url: str, http: aiohttp.ClientSession, tmp_path: Path) -> AsyncIterator[Cdp]:
+    """Start headless Chromium with a fresh profile and return a DevTools client of its page."""
+    binary = chromium_binary()
+    profile, log = tmp_path / "profile", tmp_path / "chromium.log"
+    profile.mkdir()
+    with log.open("wb") as log_file:
+        proc = await asyncio.create_subprocess_exec(
+            binary,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            "about:blank",
+            stdout=log_file,
+            stderr=log_file,
+            start_new_session=True,  # its own process group, so a stuck browser can be stopped whole
+        )
+    try:
+        port, browser_path = await wait_for_port_file(proc, profile, log)
+        try:
+            targets = await (await http.get(f"http://127.0.0.1:{port}/json/list")).json()
+            target = next(t for t in targets if t["type"] == "page")
+            async with http.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+                cdp = Cdp(ws)
+                await cdp.send("Runtime.enable")
+                yield cdp
+        finally:
+            await close_browser(http, f"ws://127.0.0.1:{port}{browser_path}")
+    finally:
+        await stop(proc)
+
+
+async def close_browser(http: aiohttp.ClientSession, url: str) -> None:
+    """Ask Chromium to close itself over its browser websocket (it exits with all its children)."""
+    with contextlib.suppress(TimeoutError, aiohttp.ClientError):
+        async with http.ws_connect(url) as browser:
+            await browser.send_json({"id": 1, "method": "Browser.close"})
+            await browser.receive(timeout=DEADLINE_S)
+
+
+async def provision(http: aiohttp.ClientSession, base_url: str) -> None:
+    """Create the districts and lots of LOTS through the admin API."""
+    for district_id, name in (("jinshui", "金水区"), ("erqi", "二七区"), ("zhongyuan", "中原区")):
+        resp = await http.put(
+            f"{base_url}/v1/admin/districts/{district_id}", json={"name": name}, headers=ADMIN
+        )
+        assert resp.status in {200, 201}, await resp.text()
+    for lot_id, district_id, name, lat, lon, capacity in LOTS:
+        body = {
+            "name": name,
+            "kind": "on_street" if capacity < 10 else "off_street",
+            "district_id": district_id,
+            "lat": lat,
+            "lon": lon,
+            "spots": [{"spot_id": f"{lot_id}-{n:03}"} for n in range(capacity)],
+        }
+        resp = await http.put(f"{base_url}/v1/admin/lots/{lot_id}", json=body, headers=ADMIN)
+        assert resp.status in {200, 201}, await resp.text()
+
+
+async def set_spots(db: asyncpg.Connection, lot_id: str, free: int, unknown: int = 0) -> None:
+    """Set a lot's spots and counters in one transaction, as the gateway does: free, unknown, occupied."""
+    async with db.transaction():
+        await db.execute(
+            "UPDATE spots SET status = CASE WHEN n <= $2 THEN 'free' WHEN n <= $2 + $3 THEN 'unknown'"
+            " ELSE 'occupied' END, since = now()"
+            " FROM (SELECT spot_id AS id, row_number() OVER (ORDER BY spot_id) AS n FROM spots"
+            "       WHERE lot_id = $1) AS numbered WHERE spot_id = numbered.id",
+            lot_id,
+            free,
+            unknown,
+        )
+        await db.execute(
+            "UPDATE lots SET (free_count, occupied_count, reserved_count, unknown_count, closed_count)"
+            " = (SELECT count(*) FILTER (WHERE status = 'free'), count(*) FILTER (WHERE status = 'occupied'),"
+            "    count(*) FILTER (WHERE status = 'reserved'), count(*) FILTER (WHERE status = 'unknown'),"
+            "    count(*) FILTER (WHERE status = 'closed') FROM spots WHERE spots.lot_id = lots.lot_id),"
+            " counts_updated_at = now() WHERE lot_id = $1",
+            lot_id,
+        )
+
+
+async def test_root_redirects_to_the_page_and_assets_are_served(
+    base_url: str, http: aiohttp.ClientSession
+) -> None:
+    """`/` leads to the page; its script and style sheet are served; other names are a 404 problem."""
+    resp = await http.get(f"{base_url}/", allow_redirects=False)
+    assert (resp.status, resp.headers["Location"]) == (302, "/dashboard/")
+    page_resp = await http.get(f"{base_url}/")
+    assert page_resp.url.path == "/dashboard/"
+    assert "一屏观全城" in await page_resp.text()
+    script = await http.get(f"{base_url}/dashboard/dashboard.js")
+    assert (script.status, script.content_type) == (200, "text/javascript")
+    style = await http.get(f"{base_url}/dashboard/dashboard.css")
+    assert (style.status, style.content_type) == (200, "text/css")
+    missing = await http.get(f"{base_url}/dashboard/secrets.txt")
+    assert (missing.status, missing.content_type) == (404, "application/problem+json")
+    html = await page_resp.text()
+    assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # no CDN, no internet
+
+
+@pytest.mark.browser
+async def test_the_city_screen_shows_live_counts_as_they_change(
+    page: Cdp, base_url: str, http: aiohttp.ClientSession, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """Counts in the list, the city totals and the map follow the database while the page polls."""
+    await provision(http, base_url)
+    for lot_id, free in (("E1", 4), ("E2", 0), ("E3", 15), ("E4", 1), ("E5", 3), ("E6", 10)):
+        await set_spots(db, lot_id, free)
+    await set_spots(db, "E5", 1, unknown=6)  # most sensors silent: the lot is unknown, not a count
+    await page.send(
+        "Emulation.setDeviceMetricsOverride", width=1280, height=900, deviceScaleFactor=1, mobile=False
+    )
+    await page.send("Page.navigate", url=f"{base_url}/")
+
+    def free_of(lot_id: str) -> Callable[[], Awaitable[Any]]:
+        return lambda: page.evaluate(
+            f"document.querySelector('li[data-lot-id=\"{lot_id}\"] .free')?.textContent"
+        )
+
+    await until(free_of("E1"), "4")
+    assert await page.evaluate("document.getElementById('city-free').textContent") == "31"
+    assert await page.evaluate("document.querySelectorAll('#map circle.dot').length") == len(LOTS)
+    statuses = await page.evaluate(
+        "Object.fromEntries([...document.querySelectorAll('li[data-lot-id]')]"
+        ".map(li => [li.dataset.lotId, li.dataset.status]))"
+    )
+    assert statuses == {
+        "E1": "open",
+        "E2": "full",
+        "E3": "open",
+        "E4": "almost_full",
+        "E5": "unknown",
+        "E6": "open",
+    }
+    districts = await page.evaluate(
+        "[...document.querySelectorAll('article.district')].map(a => a.dataset.districtId)"
+    )
+    assert districts == ["erqi", "jinshui", "zhongyuan"]
+
+    await set_spots(db, "E1", 9)  # five cars leave
+    await set_spots(db, "E2", 2)  # a full street frees up
+    await until(free_of("E1"), "9")
+    await until(free_of("E2"), "2")
+    await until(lambda: page.evaluate("document.getElementById('city-free').textContent"), "38")
+    dot = "document.querySelector('#map circle[data-lot-id=\"E2\"]').getAttribute('class')"
+    await until(lambda: page.evaluate(dot), "dot s-open")
+
+    shot = await page.send("Page.captureScreenshot", format="png")
+    png = base64.b64decode(shot["data"])
+    target = Path(os.environ.get("PARKING_SCREENSHOT_DIR", tmp_path)) / "dashboard.png"
+    target.write_bytes(png)
+    assert png.startswith(b"\x89PNG")
+    assert len(png) > 10_000
+    thrown = [e for e in page.events if e.get("method") == "Runtime.exceptionThrown"]
+    assert thrown == [], thrown
