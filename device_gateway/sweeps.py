@@ -14,7 +14,7 @@ SILENT_LOTS = """
 SELECT DISTINCT lot_id FROM (
     SELECT lot_id FROM devices
     WHERE kind = 'bay_sensor' AND status <> 'offline' AND silent_after < $1
-    ORDER BY silent_after LIMIT $2
+    LIMIT $2
 ) s
 """
 

@@ -1,0 +1,183 @@
+"""Benchmark building blocks: backlogs for persistent sessions, bare consumers, steady publishers."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import socket
+import subprocess
+import threading
+import time
+from datetime import UTC, datetime
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from device_gateway.messages import encode_state, sensor_topic
+from parking_core.settings import MqttEndpoint
+
+PUBLISH_WINDOW = 2000  # QoS 1 publishes in flight: far below the 65,535 packet ids
+
+
+def _client(endpoint: MqttEndpoint, client_id: str, *, clean: bool = True) -> mqtt.Client:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean)
+    if endpoint.username:
+        secret = endpoint.password.get_secret_value() if endpoint.password else None
+        client.username_pw_set(endpoint.username, secret)
+    client.max_inflight_messages_set(PUBLISH_WINDOW)
+    client.max_queued_messages_set(0)
+    return client
+
+
+def _connect(client: mqtt.Client, endpoint: MqttEndpoint) -> None:
+    client.connect(endpoint.host, endpoint.port, 60)
+    sock = client.socket()
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _publish_worker(
+    endpoint: MqttEndpoint,
+    prefix: str,
+    devices: list[str],
+    count: int,
+    start_seq: int,
+    rate: float,
+    done: mp.Queue[float],
+) -> None:
+    client = _client(endpoint, f"bench-pub-{start_seq}")
+    acked = threading.Semaphore(0)
+    client.on_publish = lambda *_args: acked.release()
+    _connect(client, endpoint)
+    client.loop_start()
+    began = time.monotonic()
+    for i in range(count):
+        device = devices[(start_seq + i) % len(devices)]
+        ts = datetime.now(UTC)
+        client.publish(
+            sensor_topic(prefix, device, "state"), encode_state(start_seq + i, ts, i % 2 == 0), qos=1
+        )
+        if rate:
+            ahead = began + (i + 1) / rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
+        if i >= PUBLISH_WINDOW:
+            acked.acquire()
+    for _ in range(min(count, PUBLISH_WINDOW)):
+        acked.acquire()
+    client.disconnect()
+    client.loop_stop()
+    done.put(time.monotonic() - began)
+
+
+def publish(
+    endpoint: MqttEndpoint,
+    prefix: str,
+    devices: list[str],
+    count: int,
+    *,
+    processes: int = 2,
+    rate: float = 0.0,
+    start_seq: int = 0,
+) -> float:
+    """Publish *count* QoS 1 state messages from *processes* publishers; return the seconds taken.
+
+    *rate* (messages per second, all publishers together) paces the stream; 0 = flat out.
+    """
+    ctx = mp.get_context("spawn")
+    done: mp.Queue[float] = ctx.Queue()
+    share = count // processes
+    procs = [
+        ctx.Process(
+            target=_publish_worker,
+            args=(
+                endpoint,
+                prefix,
+                devices,
+                share + (count % processes if p == 0 else 0),
+                start_seq + p * 10_000_000,
+                rate / processes,
+                done,
+            ),
+        )
+        for p in range(processes)
+    ]
+    for proc in procs:
+        proc.start()
+    took = max(done.get() for _ in procs)
+    for proc in procs:
+        proc.join()
+    done.close()
+    done.join_thread()
+    return took
+
+
+def create_session(endpoint: MqttEndpoint, client_id: str, topic: str) -> None:
+    """Create a persistent QoS 1 session subscribed to *topic*, then leave it offline."""
+    client = _client(endpoint, client_id, clean=False)
+    subscribed = threading.Event()
+    client.on_subscribe = lambda *_args: subscribed.set()
+    _connect(client, endpoint)
+    client.loop_start()
+    client.subscribe(topic, qos=1)
+    subscribed.wait(10)
+    client.disconnect()
+    client.loop_stop()
+
+
+def drain_with_mosquitto_sub(endpoint: MqttEndpoint, client_id: str, topic: str, count: int) -> float:
+    """Drain *count* queued messages with the C client ``mosquitto_sub``; return seconds."""
+    cmd = [
+        "mosquitto_sub",
+        "-h",
+        endpoint.host,
+        "-p",
+        str(endpoint.port),
+        "-c",
+        "-i",
+        client_id,
+        "-q",
+        "1",
+        "-t",
+        topic,
+        "-C",
+        str(count),
+    ]
+    if endpoint.username:
+        cmd += ["-u", endpoint.username]
+    if endpoint.password:
+        cmd += ["-P", endpoint.password.get_secret_value()]
+    began = time.monotonic()
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True, timeout=600)
+    return time.monotonic() - began
+
+
+def drain_with_paho(endpoint: MqttEndpoint, client_id: str, topic: str, count: int) -> float:
+    """Drain *count* queued messages with a bare paho loop (auto-ack, no work); return seconds."""
+    client = _client(endpoint, client_id, clean=False)
+    received = 0
+    finished = threading.Event()
+    began = 0.0
+
+    def on_message(_c: mqtt.Client, _u: object, _m: mqtt.MQTTMessage) -> None:
+        nonlocal received
+        received += 1
+        if received >= count:
+            finished.set()
+
+    client.on_message = on_message
+    began = time.monotonic()
+    _connect(client, endpoint)
+    client.subscribe(topic, qos=1)
+    client.loop_start()
+    finished.wait(600)
+    took = time.monotonic() - began
+    client.disconnect()
+    client.loop_stop()
+    return took
+
+
+def drop_session(endpoint: MqttEndpoint, client_id: str) -> None:
+    """Remove a persistent session (connect clean), so later publishes are not queued for it."""
+    client = _client(endpoint, client_id, clean=True)
+    _connect(client, endpoint)
+    client.disconnect()

@@ -1,0 +1,326 @@
+"""Gateway benchmark: bare broker/database limits, the gateway's drain rate, latency and memory."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import os
+import platform
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+
+from bench.backlog import (
+    create_session,
+    drain_with_mosquitto_sub,
+    drain_with_paho,
+    drop_session,
+    publish,
+)
+from device_gateway.decode import SensorReading
+from device_gateway.store import prepare_connection, write_batch
+from parking_core.harness import ServiceHarness
+from parking_core.settings import MqttEndpoint
+from simulators.city import generate_city
+from simulators.provision import provision_city
+
+SPOTS_PER_LOT = 100
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line."""
+    p = argparse.ArgumentParser(
+        prog="python -m bench.gateway_bench",
+        description=(
+            "Measure, in one run on this machine with the harness's broker and database (or those "
+            "named by PARKING_DATABASE_URL / PARKING_MQTT_URL): a QoS 1 backlog drained by "
+            "mosquitto_sub and by a bare paho loop, the COPY rate into sensor_readings, the gateway's "
+            "end-to-end drain rate of the same backlog, its publish-to-commit latency under a steady "
+            "stream, and its memory. Prints figures and ratios; asserts nothing."
+        ),
+    )
+    p.add_argument("--spots", type=int, default=10_000, help="spots (and sensors) provisioned")
+    p.add_argument("--backlog", type=int, default=100_000, help="queued QoS 1 messages per drain")
+    p.add_argument("--processes", type=int, default=1, help="gateway processes (shared subscription)")
+    p.add_argument("--stream-rate", type=float, default=3000.0, help="steady stream, msg/s")
+    p.add_argument("--stream-seconds", type=float, default=10.0)
+    p.add_argument("--batch-rows", type=int, default=2000)
+    p.add_argument("--flush-ms", type=int, default=50)
+    p.add_argument("--skip-bare", action="store_true", help="skip the bare broker/database limits")
+    return p.parse_args(argv)
+
+
+@contextmanager
+def gateways(
+    harness: ServiceHarness, url: str, prefix: str, args: argparse.Namespace, log_dir: Path, run: int
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Run ``--processes`` gateway subprocesses; SIGTERM them at the end."""
+    procs = []
+    assert harness.mqtt_url is not None
+    for index in range(args.processes):
+        env = os.environ | {
+            "PARKING_DATABASE_URL": url,
+            "PARKING_MQTT_URL": harness.mqtt_url,
+            "PARKING_TOPIC_PREFIX": prefix,
+            "PARKING_GATEWAY_CLIENT_ID": f"bench-gw-{index}",
+            "PARKING_GATEWAY_BATCH_ROWS": str(args.batch_rows),
+            "PARKING_GATEWAY_FLUSH_INTERVAL_MS": str(args.flush_ms),
+            "PARKING_GATEWAY_LOG_LEVEL": "warning",
+        }
+        with (log_dir / f"gw-{index}-{run}.log").open("ab") as out:
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "device_gateway"], env=env, stdout=out, stderr=subprocess.STDOUT
+                )
+            )
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Return a process's peak resident memory (VmHWM) in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def count_rows(conn: asyncpg.Connection) -> int:
+    """Return the number of stored readings."""
+    return int(await conn.fetchval("SELECT count(*) FROM sensor_readings"))
+
+
+async def wait_rows(conn: asyncpg.Connection, target: int, poll_s: float = 0.05) -> float:
+    """Wait until *target* readings are stored; return the monotonic time it happened."""
+    while await count_rows(conn) < target:
+        await asyncio.sleep(poll_s)
+    return time.monotonic()
+
+
+async def copy_rate(conn: asyncpg.Connection, devices: list[str], spots: list[str], n: int) -> float:
+    """Return rows/s of a bare COPY of *n* readings into sensor_readings."""
+    now = datetime.now(UTC)
+    rows = [
+        (
+            now,
+            devices[i % len(devices)],
+            50_000_000 + i,
+            spots[i % len(spots)],
+            now,
+            "state",
+            i % 2 == 0,
+            None,
+            None,
+        )
+        for i in range(n)
+    ]
+    began = time.perf_counter()
+    await conn.copy_records_to_table(
+        "sensor_readings",
+        records=rows,
+        columns=(
+            "ts",
+            "device_id",
+            "seq",
+            "spot_id",
+            "received_at",
+            "message",
+            "occupied",
+            "battery_mv",
+            "rssi_dbm",
+        ),
+    )
+    return n / (time.perf_counter() - began)
+
+
+async def writer_rate(conn: asyncpg.Connection, devices: list[str], n: int, batch: int) -> float:
+    """Return rows/s of the gateway's own batch transaction on decoded readings (no MQTT)."""
+    now = datetime.now(UTC)
+    readings = [
+        SensorReading(
+            devices[i % len(devices)],
+            "state",
+            60_000_000 + i,
+            now + timedelta(microseconds=i),
+            i % 3 == 0,
+            None,
+            None,
+            None,
+            now,
+        )
+        for i in range(n)
+    ]
+    began = time.perf_counter()
+    for start in range(0, n, batch):
+        await write_batch(conn, readings[start : start + batch], [], [], now)
+    return n / (time.perf_counter() - began)
+
+
+async def latency(
+    conn: asyncpg.Connection,
+    probe: asyncpg.Connection,
+    endpoint: MqttEndpoint,
+    prefix: str,
+    devices: list[str],
+    rate: float,
+    seconds: float,
+) -> list[float]:
+    """Stream at *rate* and return each message's publish-to-commit latency in seconds."""
+    count = int(rate * seconds)
+    start_seq = 90_000_000
+    polls: list[tuple[datetime, datetime]] = []  # (wall time of the poll, newest ts committed)
+    done = asyncio.Event()
+
+    async def poll() -> None:
+        while not done.is_set():
+            newest = await probe.fetchval("SELECT max(ts) FROM sensor_readings")
+            polls.append((datetime.now(UTC), newest))
+            await asyncio.sleep(0.005)
+
+    poller = asyncio.create_task(poll())
+    await asyncio.to_thread(
+        publish, endpoint, prefix, devices, count, processes=1, rate=rate, start_seq=start_seq
+    )
+    while True:
+        got = await conn.fetchval("SELECT count(*) FROM sensor_readings WHERE seq >= $1", start_seq)
+        if got >= count:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)
+    done.set()
+    await poller
+    sent = sorted(
+        r["ts"] for r in await conn.fetch("SELECT ts FROM sensor_readings WHERE seq >= $1", start_seq)
+    )
+    newest = [p[1] for p in polls]
+    out = []
+    for ts in sent:
+        index = bisect.bisect_left(newest, ts)
+        if index < len(polls):
+            out.append((polls[index][0] - ts).total_seconds())
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    """Return the q-quantile of *values*."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def run(args: argparse.Namespace, harness: ServiceHarness, log_dir: Path) -> None:
+    """Run every measurement and print the report."""
+    template, _ = harness.create_migrated_template("bench_tpl")
+    url = harness.create_database("bench", template=template)
+    city = generate_city(1, max(1, args.spots // SPOTS_PER_LOT), SPOTS_PER_LOT, prefix="b")
+    began = time.perf_counter()
+    await provision_city(url, city, heartbeat_interval_s=3600)
+    provision_s = time.perf_counter() - began
+    devices = [s.device_id for s in city.spots]
+    spots = [s.spot_id for s in city.spots]
+    assert harness.mqtt_url is not None
+    endpoint = MqttEndpoint.from_url(harness.mqtt_url)
+    prefix = f"bench{secrets.token_hex(3)}/parking/v1"
+    shared_c = f"$share/bench-c/{prefix}/sensors/+/state"
+    shared_paho = f"$share/bench-paho/{prefix}/sensors/+/state"
+    conn = await asyncpg.connect(url)
+    await prepare_connection(conn)
+    # TimescaleDB indexes ts on every hypertable; plain mode needs it for the latency probe.
+    await conn.execute("CREATE INDEX IF NOT EXISTS sensor_readings_ts ON sensor_readings (ts)")
+    report: dict[str, float] = {}
+    n = args.backlog
+    print(
+        f"# gateway benchmark {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()}: "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, {len(spots)} spots "
+        f"(provisioned in {provision_s:.1f} s), backlog {n} QoS 1 messages, "
+        f"batch {args.batch_rows} rows / {args.flush_ms} ms, {args.processes} gateway process(es)"
+    )
+    if not args.skip_bare:
+        create_session(endpoint, "bench-c", shared_c)
+        pub_s = publish(endpoint, prefix, devices, n, start_seq=1)
+        report["publish"] = n / pub_s
+        report["mosquitto_sub"] = n / drain_with_mosquitto_sub(endpoint, "bench-c", shared_c, n)
+        drop_session(endpoint, "bench-c")
+        create_session(endpoint, "bench-paho", shared_paho)
+        publish(endpoint, prefix, devices, n, start_seq=1)
+        report["paho"] = n / drain_with_paho(endpoint, "bench-paho", shared_paho, n)
+        drop_session(endpoint, "bench-paho")
+        report["copy"] = await copy_rate(conn, devices, spots, n)
+        report["writer"] = await writer_rate(conn, devices, n, args.batch_rows)
+    with gateways(harness, url, prefix, args, log_dir, 0):  # creates the persistent sessions
+        await asyncio.sleep(3)
+    base = await count_rows(conn)
+    publish(endpoint, prefix, devices, n, start_seq=20_000_000)
+    with gateways(harness, url, prefix, args, log_dir, 1) as procs:
+        started = time.monotonic()
+        finished = await wait_rows(conn, base + n)
+        report["gateway"] = n / (finished - started)
+        probe = await asyncpg.connect(url)
+        lat = await latency(conn, probe, endpoint, prefix, devices, args.stream_rate, args.stream_seconds)
+        await probe.close()
+        report["rss_mb"] = max(peak_rss_mb(p.pid) for p in procs)
+    await conn.close()
+    print_report(report, lat, args)
+
+
+def print_report(r: dict[str, float], lat: list[float], args: argparse.Namespace) -> None:
+    """Print the figures, the ratios to the limits and the targets."""
+
+    def line(name: str, key: str) -> None:
+        if key in r:
+            print(f"{name:<52} {r[key]:>10,.0f} msg/s")
+
+    line("publish (2 paho processes, QoS 1)", "publish")
+    line("drain: mosquitto_sub (C), QoS 1 backlog", "mosquitto_sub")
+    line("drain: bare paho receive loop, QoS 1 backlog", "paho")
+    line("COPY into sensor_readings (asyncpg)", "copy")
+    line("gateway batch transaction only (no MQTT)", "writer")
+    line(f"gateway end to end ({args.processes} process(es))", "gateway")
+    if "paho" in r:
+        print(
+            f"gateway / bare paho drain = {r['gateway'] / r['paho']:.2f} (target >= 0.6); "
+            f"gateway / mosquitto_sub = {r['gateway'] / r['mosquitto_sub']:.2f}; "
+            f"gateway / COPY = {r['gateway'] / r['copy']:.2f}"
+        )
+    if lat:
+        p50, p95, p99 = pct(lat, 0.5), pct(lat, 0.95), pct(lat, 0.99)
+        print(
+            f"publish-to-commit at {args.stream_rate:.0f} msg/s for {args.stream_seconds:.0f} s "
+            f"({len(lat)} msgs): p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
+            f"p99 {p99 * 1000:.0f} ms, max {max(lat) * 1000:.0f} ms "
+            f"(target p99 <= {args.flush_ms + 100} ms; probe resolution 5 ms)"
+        )
+    print(f"gateway peak RSS: {r['rss_mb']:.0f} MB (target <= 200 MB at 1M spots)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the harness, run the benchmark, stop everything."""
+    args = parse_args(argv)
+    with (
+        tempfile.TemporaryDirectory(prefix="gw-bench-") as tmp,
+        ServiceHarness.from_environment(base_dir=Path(tmp) / "services") as harness,
+    ):
+        asyncio.run(run(args, harness, Path(tmp)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
