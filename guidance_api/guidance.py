@@ -71,8 +71,8 @@ async def get_vacancies(request: web.Request) -> web.Response:
         raise bad_param("vehicle_class", f"must be one of {', '.join(VEHICLE_CLASSES)}")
     rows = await request.app[DB_POOL].fetch(VACANCIES, lat, lon, radius, limit * CANDIDATES_PER_RESULT)
     now = utc_now()
-    known: list[dict[str, Any]] = []
-    unknown: list[dict[str, Any]] = []
+    known: list[tuple[dict[str, Any], str | None]] = []
+    unknown: list[tuple[dict[str, Any], str | None]] = []
     for row in rows:
         status = lot_status(row["lot_status"], row["capacity"], row["free_count"], row["unknown_count"])
         if status in {"full", "closed"}:
@@ -89,10 +89,17 @@ async def get_vacancies(request: web.Request) -> web.Response:
             "status": status,
             "updated_at": row["counts_updated_at"].isoformat() if row["counts_updated_at"] else None,
             "data_age_s": _age_s(row["counts_updated_at"], now),
-            "price_first_hour_fen": await first_hour_price(request.app, row["tariff_id"], vehicle_class, now),
         }
-        (unknown if status == "unknown" else known).append(item)
-    return web.json_response({"items": (known + unknown)[:limit]})
+        (unknown if status == "unknown" else known).append((item, row["tariff_id"]))
+    # Price only what is returned, once per tariff: the same hour from the same instant costs the same.
+    prices: dict[str | None, int | None] = {}
+    items = []
+    for item, tariff_id in (known + unknown)[:limit]:
+        if tariff_id not in prices:
+            prices[tariff_id] = await first_hour_price(request.app, tariff_id, vehicle_class, now)
+        item["price_first_hour_fen"] = prices[tariff_id]
+        items.append(item)
+    return web.json_response({"items": items})
 
 
 @routes.add(
