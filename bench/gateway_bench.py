@@ -61,7 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 @contextmanager
-def gateways(
+def gateways(  # noqa: PLR0913, PLR0917 -- bench plumbing
     harness: ServiceHarness, url: str, prefix: str, args: argparse.Namespace, log_dir: Path, run: int
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
     """Run ``--processes`` gateway subprocesses; SIGTERM them at the end."""
@@ -75,7 +75,7 @@ def gateways(
             "PARKING_GATEWAY_CLIENT_ID": f"bench-gw-{index}",
             "PARKING_GATEWAY_BATCH_ROWS": str(args.batch_rows),
             "PARKING_GATEWAY_FLUSH_INTERVAL_MS": str(args.flush_ms),
-            "PARKING_GATEWAY_LOG_LEVEL": "warning",
+            "PARKING_GATEWAY_LOG_LEVEL": "info",
         }
         with (log_dir / f"gw-{index}-{run}.log").open("ab") as out:
             procs.append(
@@ -84,6 +84,13 @@ def gateways(
                 )
             )
     try:
+        logs = [log_dir / f"gw-{index}-{run}.log" for index in range(args.processes)]
+        deadline = time.monotonic() + 60
+        while not all("mqtt.connected" in log.read_text() for log in logs):
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                raise RuntimeError(f"gateways did not connect; see {log_dir}")
+            time.sleep(0.05)
+        time.sleep(0.5)  # SUBACK: the (shared) subscriptions are in place
         yield procs
     finally:
         for proc in procs:
@@ -109,11 +116,16 @@ async def count_rows(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM sensor_readings"))
 
 
-async def wait_rows(conn: asyncpg.Connection, target: int, poll_s: float = 0.05) -> float:
-    """Wait until *target* readings are stored; return the monotonic time it happened."""
-    while await count_rows(conn) < target:
+async def drain_rate(conn: asyncpg.Connection, base: int, n: int, poll_s: float = 0.02) -> float:
+    """Return msg/s from the first committed row of the backlog to the last (start-up excluded)."""
+    first_count, first_at = 0, 0.0
+    while True:
+        count = await count_rows(conn) - base
+        if count and not first_count:
+            first_count, first_at = count, time.monotonic()
+        if count >= n:
+            return (n - first_count) / (time.monotonic() - first_at)
         await asyncio.sleep(poll_s)
-    return time.monotonic()
 
 
 async def copy_rate(conn: asyncpg.Connection, devices: list[str], spots: list[str], n: int) -> float:
@@ -175,7 +187,7 @@ async def writer_rate(conn: asyncpg.Connection, devices: list[str], n: int, batc
     return n / (time.perf_counter() - began)
 
 
-async def latency(
+async def latency(  # noqa: PLR0913, PLR0917 -- bench plumbing
     conn: asyncpg.Connection,
     probe: asyncpg.Connection,
     endpoint: MqttEndpoint,
@@ -266,13 +278,11 @@ async def run(args: argparse.Namespace, harness: ServiceHarness, log_dir: Path) 
         report["copy"] = await copy_rate(conn, devices, spots, n)
         report["writer"] = await writer_rate(conn, devices, n, args.batch_rows)
     with gateways(harness, url, prefix, args, log_dir, 0):  # creates the persistent sessions
-        await asyncio.sleep(3)
+        pass
     base = await count_rows(conn)
     publish(endpoint, prefix, devices, n, start_seq=20_000_000)
     with gateways(harness, url, prefix, args, log_dir, 1) as procs:
-        started = time.monotonic()
-        finished = await wait_rows(conn, base + n)
-        report["gateway"] = n / (finished - started)
+        report["gateway"] = await drain_rate(conn, base, n)
         probe = await asyncpg.connect(url)
         lat = await latency(conn, probe, endpoint, prefix, devices, args.stream_rate, args.stream_seconds)
         await probe.close()

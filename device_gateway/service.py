@@ -21,6 +21,7 @@ from device_gateway.store import BatchResult, prepare_connection, write_batch
 from device_gateway.sweeps import recount_lots, sample_active_lots, sweep_silent
 
 log = structlog.get_logger("device_gateway")
+Decoded = tuple[list[SensorReading], list[PresenceReport], list[Rejection]]
 
 # Errors after which the same batch is simply tried again: the database went away or two
 # writers collided. Anything else is a poison message: the batch is split to isolate it.
@@ -97,17 +98,21 @@ class Gateway:
                 received["invalid"] += 1
         return readings, presences, rejections
 
-    async def _commit(self, batch: Sequence[Envelope]) -> BatchResult:
-        readings, presences, rejections = self.decode_batch(batch)
+    async def _commit(self, batch: Sequence[Envelope], decoded: Decoded | None) -> BatchResult:
+        readings, presences, rejections = decoded or self.decode_batch(batch)
         async with self.pool.acquire() as conn:
             return await write_batch(conn, readings, presences, rejections, datetime.now(UTC))
 
-    async def commit_with_retry(self, batch: Sequence[Envelope]) -> BatchResult | None:
+    async def commit_with_retry(
+        self,
+        batch: Sequence[Envelope],
+        decoded: Decoded | None = None,
+    ) -> BatchResult | None:
         """Commit a batch, retrying transient failures; None if we gave up while stopping."""
         delay, started = 0.2, time.monotonic()
         while True:
             try:
-                return await self._commit(batch)
+                return await self._commit(batch, decoded)
             except TRANSIENT as exc:
                 self.metrics.db_errors += 1
                 log.warning("batch.retry", error=repr(exc), rows=len(batch), retry_in_s=delay)
@@ -116,10 +121,14 @@ class Gateway:
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.settings.gateway_reconnect_max_s)
 
-    async def commit_isolating(self, batch: Sequence[Envelope]) -> BatchResult | None:
+    async def commit_isolating(
+        self,
+        batch: Sequence[Envelope],
+        decoded: Decoded | None = None,
+    ) -> BatchResult | None:
         """Commit, splitting the batch around a message the database refuses (never expected)."""
         try:
-            return await self.commit_with_retry(batch)
+            return await self.commit_with_retry(batch, decoded)
         except asyncpg.PostgresError as exc:
             self.metrics.db_errors += 1
             if len(batch) == 1:
@@ -151,24 +160,37 @@ class Gateway:
         m.inbox_depth = len(self.inbox)
 
     async def run_writer(self) -> None:
-        """Drain the inbox batch by batch until stopped and empty."""
+        """Drain the inbox until stopped and empty: one batch commits while the next is decoded."""
         interval = self.settings.flush_interval_s
-        while True:
-            batch = await self.inbox.next_batch(interval, self.stop)
-            if not batch:
-                if self.stop.is_set():
-                    return
-                continue
-            started = time.monotonic()
-            result = await self.commit_isolating(batch)
-            if result is None:
-                log.warning("batch.abandoned", rows=len(batch))
-                return
-            self.mqtt.ack(batch)
-            self.record(batch, result, started)
-            self.availability.update(result.lots)
-            if result.rejected:
-                log.info("batch.rejected", reasons=dict(result.rejected))
+        in_flight: asyncio.Task[bool] | None = None
+        try:
+            while True:
+                batch = await self.inbox.next_batch(interval, self.stop)
+                decoded = self.decode_batch(batch) if batch else None
+                if in_flight is not None and not await in_flight:
+                    return  # gave up while stopping: the rest stays unacked for redelivery
+                in_flight = None
+                if not batch:
+                    if self.stop.is_set():
+                        return
+                    continue
+                in_flight = asyncio.create_task(self._commit_and_ack(batch, decoded))
+        finally:
+            if in_flight is not None:
+                await in_flight
+
+    async def _commit_and_ack(self, batch: list[Envelope], decoded: Decoded | None) -> bool:
+        started = time.monotonic()
+        result = await self.commit_isolating(batch, decoded)
+        if result is None:
+            log.warning("batch.abandoned", rows=len(batch))
+            return False
+        self.mqtt.ack(batch)
+        self.record(batch, result, started)
+        self.availability.update(result.lots)
+        if result.rejected:
+            log.info("batch.rejected", reasons=dict(result.rejected))
+        return True
 
     async def every(self, seconds: float, job: Callable[[], Awaitable[None]], name: str) -> None:
         """Run *job* every *seconds* until cancelled; a failure is logged, never fatal."""
