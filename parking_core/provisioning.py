@@ -176,27 +176,16 @@ async def put_device(conn: Connection, device_id: str, spec: DeviceSpec, passwor
         elif await conn.fetchval("SELECT 1 FROM lots WHERE lot_id = $1", lot_id) is None:
             raise UnknownReferenceError(f"unknown lot {lot_id!r}", "lot_id")
         exists = await conn.fetchval("SELECT 1 FROM devices WHERE device_id = $1", device_id)
-        if exists is not None:
-            await conn.execute(
-                "UPDATE devices SET kind = $2, spot_id = $3, lot_id = $4, lane = $5, model = $6,"
-                " heartbeat_interval_s = $7, stale_after_s = $8,"
-                " credential_hash = coalesce($9, credential_hash), updated_at = now() WHERE device_id = $1",
-                device_id,
-                spec.kind,
-                spec.spot_id,
-                lot_id,
-                spec.lane,
-                spec.model,
-                spec.heartbeat_interval_s,
-                spec.stale_after_s,
-                password_hash,
-            )
-            return False
-        if password_hash is None:
+        if exists is None and password_hash is None:
             raise ValueError("a new device needs a password hash")
-        await conn.execute(
+        created: bool = await conn.fetchval(
             "INSERT INTO devices (device_id, kind, spot_id, lot_id, lane, model, heartbeat_interval_s,"
-            " stale_after_s, credential_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            " stale_after_s, credential_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, ''))"
+            " ON CONFLICT (device_id) DO UPDATE SET kind = EXCLUDED.kind, spot_id = EXCLUDED.spot_id,"
+            " lot_id = EXCLUDED.lot_id, lane = EXCLUDED.lane, model = EXCLUDED.model,"
+            " heartbeat_interval_s = EXCLUDED.heartbeat_interval_s, stale_after_s = EXCLUDED.stale_after_s,"
+            " credential_hash = coalesce($9, devices.credential_hash), updated_at = now()"
+            " RETURNING (xmax = 0)",
             device_id,
             spec.kind,
             spec.spot_id,
@@ -207,7 +196,7 @@ async def put_device(conn: Connection, device_id: str, spec: DeviceSpec, passwor
             spec.stale_after_s,
             password_hash,
         )
-        return True
+        return created
 
 
 async def device_grants(conn: Connection | asyncpg.Pool) -> list[DeviceGrant]:
