@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,6 +24,9 @@ log = structlog.get_logger("device_gateway.mqtt")
 
 KEEPALIVE_S = 30  # the broker drops us after 1.5 × this without traffic; short enough to notice
 OUTGOING_INFLIGHT = 1000  # availability publishes in flight at once (many lots change per batch)
+PUBACK = 0x40
+# An MQTT 3.1.1/5 PUBACK without reason code: type, remaining length 2, packet id.
+PUBACK_PACKET = struct.Struct("!BBH")
 
 
 def set_nodelay(client: mqtt.Client) -> None:
@@ -80,7 +84,10 @@ class GatewayMqtt:
         set_nodelay(client)
         self._inbox.generation += 1  # mids of earlier connections must not be acked on this one
         topics = subscriptions(self._settings.topic_prefix, self._settings.gateway_share_group)
-        client.subscribe([(t, SubscribeOptions(qos=1)) for t in topics])
+        # retainHandling 1: retained presence only when the subscription is new, not on every
+        # reconnect of the persistent session (a million retained wills otherwise).
+        options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
+        client.subscribe([(t, options) for t in topics])
         log.info(
             "mqtt.connected", session_present=bool(flags.session_present), generation=self._inbox.generation
         )
@@ -96,14 +103,25 @@ class GatewayMqtt:
         self._inbox.put(msg.topic, bytes(msg.payload), msg.mid, msg.qos)
 
     def ack(self, envelopes: Iterable[Envelope]) -> int:
-        """Acknowledge committed messages received on the current connection; return how many."""
+        """Acknowledge committed messages received on the current connection; return how many.
+
+        ``client.ack`` costs a wake-up of paho's thread and a socket write per message (with
+        TCP_NODELAY one TCP segment each: a bare drain falls from 12k to 8k msg/s here). A batch's
+        PUBACKs are therefore queued as one write through paho's own packet queue, the path
+        ``client.ack`` itself takes; if a paho release renames it we fall back to ``client.ack``.
+        """
         generation = self._inbox.generation
-        acked = 0
-        for item in envelopes:
-            if item.qos > 0 and item.generation == generation:
-                self.client.ack(item.mid, item.qos)
-                acked += 1
-        return acked
+        mids = [e.mid for e in envelopes if e.qos == 1 and e.generation == generation]
+        others = [e for e in envelopes if e.qos > 1 and e.generation == generation]
+        queue = getattr(self.client, "_packet_queue", None)
+        if mids and queue is not None:
+            queue(PUBACK, b"".join(PUBACK_PACKET.pack(PUBACK, 2, mid) for mid in mids), 0, 1)
+        else:
+            for mid in mids:
+                self.client.ack(mid, 1)
+        for item in others:
+            self.client.ack(item.mid, item.qos)
+        return len(mids) + len(others)
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = True) -> None:
         """Publish at QoS 1 (availability: retained)."""

@@ -15,9 +15,15 @@ from parking_core.settings import Settings
 
 
 def gateway_settings(app_settings: Settings, **overrides: object) -> GatewaySettings:
-    """Return gateway settings for this module's database and prefix, with a fresh client id."""
+    """Return gateway settings for this module's database and prefix, with a fresh client id.
+
+    Each gets its own share group too: Mosquitto keeps sending a group's share to a member whose
+    persistent session is offline, so an earlier test's stopped gateway would swallow messages.
+    """
+    token = secrets.token_hex(4)
     values = app_settings.model_dump() | {
-        "gateway_client_id": f"gw-test-{secrets.token_hex(4)}",
+        "gateway_client_id": f"gw-test-{token}",
+        "gateway_share_group": f"gw{token}",
         "gateway_session_expiry_s": 120,
         "gateway_flush_interval_ms": 20,
         "gateway_liveness_interval_s": 0.2,

@@ -87,3 +87,40 @@ async def test_stream_with_bad_messages_and_silence(app_settings: Settings) -> N
             assert presence == 1
     finally:
         await db.close()
+
+
+async def test_committed_messages_are_acknowledged(app_settings: Settings) -> None:
+    """After a graceful restart of the same session the broker redelivers nothing it was acked."""
+    assert app_settings.database_url is not None
+    city = generate_city(1, 1, 20, prefix="ack")
+    await provision_city(app_settings.database_url, city)
+    settings = gateway_settings(app_settings, gateway_batch_rows=50)
+    prefix = settings.topic_prefix
+    now = datetime.now(UTC)
+    db = await asyncpg.connect(app_settings.database_url)
+    devices = [s.device_id for s in city.spots]
+
+    async def stored(n: int) -> bool:
+        got = await db.fetchval(
+            "SELECT count(*) FROM sensor_readings WHERE device_id = ANY($1::text[])", devices
+        )
+        return bool(got == n)
+
+    try:
+        async with client(app_settings, "ack-pub") as pub:
+            async with running_gateway(settings):
+                for seq in range(25):
+                    for device in devices:
+                        await pub.publish(
+                            sensor_topic(prefix, device, "state"), encode_state(seq, now, seq % 2 == 0), qos=1
+                        )
+                await eventually(lambda: stored(500))
+            async with running_gateway(settings) as again:
+                await pub.publish(
+                    sensor_topic(prefix, devices[0], "state"), encode_state(99, now, True), qos=1
+                )
+                await eventually(lambda: stored(501))
+                assert again.metrics.duplicates == 0
+                assert sum(again.metrics.received.values()) == 1
+    finally:
+        await db.close()
