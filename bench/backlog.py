@@ -28,10 +28,10 @@ def _client(endpoint: MqttEndpoint, client_id: str, *, clean: bool = True) -> mq
     return client
 
 
-def _connect(client: mqtt.Client, endpoint: MqttEndpoint) -> None:
+def _connect(client: mqtt.Client, endpoint: MqttEndpoint, *, nodelay: bool = True) -> None:
     client.connect(endpoint.host, endpoint.port, 60)
     sock = client.socket()
-    if isinstance(sock, socket.socket):
+    if nodelay and isinstance(sock, socket.socket):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
@@ -152,7 +152,11 @@ def drain_with_mosquitto_sub(endpoint: MqttEndpoint, client_id: str, topic: str,
 
 
 def drain_with_paho(endpoint: MqttEndpoint, client_id: str, topic: str, count: int) -> float:
-    """Drain *count* queued messages with a bare paho loop (auto-ack, no work); return seconds."""
+    """Drain *count* queued messages with a bare paho loop (auto-ack, no work); return seconds.
+
+    paho's defaults, Nagle included: its per-message PUBACKs then share TCP segments, which makes
+    this the faster bare loop here (12k against 8k msg/s with TCP_NODELAY).
+    """
     client = _client(endpoint, client_id, clean=False)
     received = 0
     finished = threading.Event()
@@ -166,7 +170,7 @@ def drain_with_paho(endpoint: MqttEndpoint, client_id: str, topic: str, count: i
 
     client.on_message = on_message
     began = time.monotonic()
-    _connect(client, endpoint)
+    _connect(client, endpoint, nodelay=False)
     client.subscribe(topic, qos=1)
     client.loop_start()
     finished.wait(600)

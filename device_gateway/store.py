@@ -72,7 +72,9 @@ SELECT spot_id FROM upd WHERE spot_id IS NOT NULL
 """
 
 # Devices prove they are alive with any accepted message, duplicates included. No indexed column
-# changes here, so with the fillfactor of 0003 these updates are HOT.
+# changes here, so with the fillfactor of 0003 these updates are HOT. A device seen less than
+# min(5 s, a tenth of its window) ago is left alone: liveness and health (battery, last ts) are
+# then at most that stale, and a burst (a backlog after an outage) costs one update per device.
 TOUCH_DEVICES = """
 WITH b AS (
     SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::bigint[],
@@ -92,6 +94,8 @@ UPDATE devices d SET
     firmware = coalesce(b.fw, d.firmware),
     updated_at = b.seen
 FROM b WHERE d.device_id = b.device_id
+  AND (d.last_seen_at IS NULL OR d.status <> 'online'
+       OR b.seen >= d.last_seen_at + make_interval(secs => least(5.0, d.stale_after_s / 10.0)))
 """
 
 # Readings newer than the spot's (last_reading_ts, last_reading_seq), in order: each change of
