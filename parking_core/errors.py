@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from parking_core.ids import DeviceId, SpotId
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from parking_core.ids import DeviceId, SpotId
 
 
 class ParkingError(Exception):
     """Base class for every error raised by parking_core's domain modules."""
+
+
+class InvalidIdError(ParkingError, ValueError):
+    """Raised when an id does not have the contract's form ``[A-Za-z0-9_.-]{1,64}``."""
+
+    def __init__(self, kind: str, value: str) -> None:
+        super().__init__(f"malformed {kind} id {value!r}")
+        self.kind = kind
+        self.value = value
 
 
 class UnknownSpotError(ParkingError, LookupError):

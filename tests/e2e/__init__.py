@@ -1,0 +1,1 @@
+"""End-to-end tests: the whole system over MQTT and HTTP, on services the harness starts."""

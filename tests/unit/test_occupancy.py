@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from parking_core.errors import NaiveTimeError, WrongSpotError
-from parking_core.ids import DeviceId, LotId, SpotId
+from parking_core.errors import InvalidIdError, NaiveTimeError, WrongSpotError
+from parking_core.ids import DeviceId, LotId, SpotId, device_id, lot_id, spot_id
 from parking_core.liveness import (
     DeviceStatus,
     Liveness,
@@ -126,3 +126,13 @@ def test_liveness_window() -> None:
 def test_lot_status(counts: LotCounts, closed: bool, expected: LotStatus) -> None:
     """The availability status follows the documented thresholds."""
     assert lot_status(counts, closed=closed) is expected
+
+
+def test_ids_are_checked() -> None:
+    """Id constructors accept the contract's form and refuse anything else by name."""
+    assert spot_id("a-1.b_2") == "a-1.b_2"
+    assert device_id("x" * 64) == "x" * 64
+    with pytest.raises(InvalidIdError, match="malformed lot id"):
+        lot_id("bad id")
+    with pytest.raises(InvalidIdError):
+        device_id("")

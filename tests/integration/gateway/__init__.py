@@ -1,0 +1,1 @@
+"""Integration tests of the device gateway on real PostgreSQL and Mosquitto."""
