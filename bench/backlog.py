@@ -185,3 +185,26 @@ def drop_session(endpoint: MqttEndpoint, client_id: str) -> None:
     client = _client(endpoint, client_id, clean=True)
     _connect(client, endpoint)
     client.disconnect()
+
+
+async def drain_with_aiomqtt(endpoint: MqttEndpoint, client_id: str, topic: str, count: int) -> float:
+    """Drain *count* queued messages with aiomqtt's ``async for`` (auto-ack); return seconds."""
+    import aiomqtt
+
+    secret = endpoint.password.get_secret_value() if endpoint.password else None
+    began = time.monotonic()
+    async with aiomqtt.Client(
+        endpoint.host,
+        endpoint.port,
+        username=endpoint.username,
+        password=secret,
+        identifier=client_id,
+        clean_session=False,
+    ) as client:
+        await client.subscribe(topic, qos=1)
+        received = 0
+        async for _message in client.messages:
+            received += 1
+            if received >= count:
+                break
+    return time.monotonic() - began

@@ -22,6 +22,7 @@ import asyncpg
 
 from bench.backlog import (
     create_session,
+    drain_with_aiomqtt,
     drain_with_mosquitto_sub,
     drain_with_paho,
     drop_session,
@@ -253,6 +254,7 @@ async def run(args: argparse.Namespace, harness: ServiceHarness, log_dir: Path) 
     prefix = f"bench{secrets.token_hex(3)}/parking/v1"
     shared_c = f"$share/bench-c/{prefix}/sensors/+/state"
     shared_paho = f"$share/bench-paho/{prefix}/sensors/+/state"
+    shared_aio = f"$share/bench-aio/{prefix}/sensors/+/state"
     conn = await asyncpg.connect(url)
     await prepare_connection(conn)
     # TimescaleDB indexes ts on every hypertable; plain mode needs it for the latency probe.
@@ -275,6 +277,10 @@ async def run(args: argparse.Namespace, harness: ServiceHarness, log_dir: Path) 
         publish(endpoint, prefix, devices, n, start_seq=1)
         report["paho"] = n / drain_with_paho(endpoint, "bench-paho", shared_paho, n)
         drop_session(endpoint, "bench-paho")
+        create_session(endpoint, "bench-aio", shared_aio)
+        publish(endpoint, prefix, devices, n, start_seq=1)
+        report["aiomqtt"] = n / await drain_with_aiomqtt(endpoint, "bench-aio", shared_aio, n)
+        drop_session(endpoint, "bench-aio")
         report["copy"] = await copy_rate(conn, devices, spots, n)
         report["writer"] = await writer_rate(conn, devices, n, args.batch_rows)
     with gateways(harness, url, prefix, args, log_dir, 0):  # creates the persistent sessions
@@ -301,6 +307,7 @@ def print_report(r: dict[str, float], lat: list[float], args: argparse.Namespace
     line("publish (2 paho processes, QoS 1)", "publish")
     line("drain: mosquitto_sub (C), QoS 1 backlog", "mosquitto_sub")
     line("drain: bare paho receive loop, QoS 1 backlog", "paho")
+    line("drain: bare aiomqtt async for, QoS 1 backlog", "aiomqtt")
     line("COPY into sensor_readings (asyncpg)", "copy")
     line("gateway batch transaction only (no MQTT)", "writer")
     line(f"gateway end to end ({args.processes} process(es))", "gateway")
