@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
@@ -22,7 +23,7 @@ from simulators.sensors import CitySimulator, Faults
 from tests.integration.gateway.helpers import eventually, gateway_settings, running_gateway
 
 pytestmark = [pytest.mark.db, pytest.mark.mqtt]
-EARTH_RADIUS_M = 6_371_000  # earthdistance's sphere
+EARTH_RADIUS_M = 6_378_168  # earthdistance's earth() sphere
 
 
 def great_circle_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -33,21 +34,30 @@ def great_circle_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(a))
 
 
+def night_start(now: datetime) -> datetime:
+    """Return the latest 02:00 Beijing time whose next 4 hours are past: few arrivals, free spaces left."""
+    local = now.astimezone(ZoneInfo("Asia/Shanghai"))
+    start = local.replace(hour=2, minute=0, second=0, microsecond=0)
+    if start + timedelta(hours=4) > local:
+        start -= timedelta(days=1)
+    return start.astimezone(UTC)
+
+
 async def test_vacancies_match_the_ground_truth_and_the_distance_order(
     app_settings: Settings,
     aiohttp_client: Callable[[web.Application], Awaitable[TestClient[Any, Any]]],
 ) -> None:
     """Every offered lot's free count is the truth's; nearer lots come first; full lots are absent."""
     assert app_settings.database_url is not None
-    city = generate_city(2, 4, 6, prefix="vg")
+    city = generate_city(2, 4, 10, prefix="vg")
     sim = CitySimulator(
         city,
         app_settings.topic_prefix,
-        datetime.now(UTC) - timedelta(hours=5),
+        night_start(datetime.now(UTC)),
         seed=11,
         faults=Faults(duplicate=0.1, reorder=0.1, garbage=0.0, skew=0.0, silent_devices=0),
         heartbeat_interval_s=900,
-        rate_scale=4.0,
+        rate_scale=1.0,
     )
     await provision_city(app_settings.database_url, city, heartbeat_interval_s=900, stale_after_s=3 * 3600)
     db = await asyncpg.connect(app_settings.database_url)
