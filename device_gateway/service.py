@@ -24,7 +24,10 @@ log = structlog.get_logger("device_gateway")
 Decoded = tuple[list[SensorReading], list[PresenceReport], list[Rejection]]
 
 # Errors after which the same batch is simply tried again: the database went away or two
-# writers collided. Anything else is a poison message: the batch is split to isolate it.
+# writers collided. Only data errors (SQLSTATE classes 22 and 23) mean a poison message: then the
+# batch is split to isolate it. Any other database error (disk full, permissions…) is retried
+# too: dropping messages because of the environment would lose good data.
+POISON = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 TRANSIENT = (
     OSError,
     asyncpg.PostgresConnectionError,
@@ -113,7 +116,9 @@ class Gateway:
         while True:
             try:
                 return await self._commit(batch, decoded)
-            except TRANSIENT as exc:
+            except POISON:
+                raise
+            except (*TRANSIENT, asyncpg.PostgresError) as exc:
                 self.metrics.db_errors += 1
                 log.warning("batch.retry", error=repr(exc), rows=len(batch), retry_in_s=delay)
             if self.stop.is_set() and time.monotonic() - started > STOP_GIVE_UP_S:
@@ -129,7 +134,7 @@ class Gateway:
         """Commit, splitting the batch around a message the database refuses (never expected)."""
         try:
             return await self.commit_with_retry(batch, decoded)
-        except asyncpg.PostgresError as exc:
+        except POISON as exc:
             self.metrics.db_errors += 1
             if len(batch) == 1:
                 log.exception("batch.poison", topic=batch[0].topic, error=repr(exc))
