@@ -118,6 +118,7 @@ WITH fresh AS (
 ), changes AS (
     INSERT INTO spot_status_changes (ts, spot_id, lot_id, status, previous_status, cause, device_id)
     SELECT ts, spot_id, lot_id, st, prev, 'reading', device_id FROM marked WHERE st <> prev
+    ORDER BY spot_id, ts, seq
     RETURNING lot_id, status, previous_status
 ), upd AS (
     UPDATE spots s SET status = m.st, occupied = m.occupied, last_reading_ts = m.ts,
