@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from itertools import pairwise
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import asyncpg
 import pytest
