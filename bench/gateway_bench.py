@@ -29,7 +29,7 @@ from bench.backlog import (
     publish,
 )
 from device_gateway.decode import SensorReading
-from device_gateway.store import prepare_connection, write_batch
+from device_gateway.store import STAGE_COLUMNS, prepare_connection, write_batch
 from parking_core.harness import ServiceHarness
 from parking_core.settings import MqttEndpoint
 from simulators.city import generate_city
@@ -150,17 +150,7 @@ async def copy_rate(conn: asyncpg.Connection, devices: list[str], spots: list[st
     await conn.copy_records_to_table(
         "sensor_readings",
         records=rows,
-        columns=(
-            "ts",
-            "device_id",
-            "seq",
-            "spot_id",
-            "received_at",
-            "message",
-            "occupied",
-            "battery_mv",
-            "rssi_dbm",
-        ),
+        columns=STAGE_COLUMNS,
     )
     return n / (time.perf_counter() - began)
 

@@ -23,7 +23,7 @@ def running_port(server: PostgresServer) -> int | None:
         return None
     port = int(lines[3])
     try:
-        with psycopg.connect(server.url_for("postgres").replace(":0/", f":{port}/"), connect_timeout=2):
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", connect_timeout=2):
             return port
     except psycopg.OperationalError:
         return None
