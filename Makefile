@@ -29,5 +29,5 @@ bench: setup  ## Run the benchmarks (prints figures against this machine's raw l
 	$(VENV)/python -m bench
 
 .PHONY: clean
-clean:  ## Stop nothing, delete the embedded data folder ./var
+clean:  ## Delete the embedded data folder ./var (stop `make run` first)
 	rm -rf var
