@@ -15,10 +15,12 @@ run: setup  ## Start everything on embedded defaults with a simulated city (the 
 	$(VENV)/parking-demo
 
 .PHONY: check
-check: setup  ## Lint and type-check (ruff, mypy)
+check: setup  ## Lint, type-check and check the import rules (ruff, mypy, import-linter, purity)
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
 	$(VENV)/mypy
+	$(VENV)/lint-imports
+	$(VENV)/python -m parking_core.devtools.purity
 
 .PHONY: test
 test: check  ## Lint, type-check and run the whole test suite against real services it starts itself

@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from device_gateway.messages import encode_state, sensor_topic
-from parking_core.settings import MqttEndpoint
+from device_gateway.messages import encode_state
+from parking_core.adapters.settings import MqttEndpoint
+from parking_core.topics import sensor_topic
 
 PUBLISH_WINDOW = 2000  # QoS 1 publishes in flight: far below the 65,535 packet ids
 

@@ -30,8 +30,8 @@ from bench.backlog import (
 )
 from device_gateway.decode import SensorReading
 from device_gateway.store import STAGE_COLUMNS, prepare_connection, write_batch
-from parking_core.harness import ServiceHarness
-from parking_core.settings import MqttEndpoint
+from parking_core.adapters.settings import MqttEndpoint
+from parking_core.devtools.harness import ServiceHarness
 from simulators.city import generate_city
 from simulators.provision import provision_city
 

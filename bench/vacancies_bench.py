@@ -32,8 +32,8 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from parking_core.embedded import free_port
-from parking_core.harness import ServiceHarness
+from parking_core.devtools.embedded import free_port
+from parking_core.devtools.harness import ServiceHarness
 from parking_core.liveness import default_stale_after
 from simulators.city import CENTRE_LAT, CENTRE_LON
 
@@ -219,7 +219,7 @@ async def seed_city(url: str, lots: int, spots_per_lot: int) -> float:
     """COPY districts, example tariffs, lots, spots and sensors; return the seconds taken."""
     from billing import parse_tariff, tariff_to_json
     from billing.examples import example_tariff_documents
-    from parking_core.broker_auth import hash_password
+    from parking_core.adapters.broker_files import hash_password
     from simulators.provision import SIM_DEVICE_PASSWORD
 
     began = time.perf_counter()
@@ -313,7 +313,7 @@ def serve(kind: str, database_url: str, port: int) -> None:
     """Serve (a) the real API or (b) the bare endpoint on *port* until SIGTERM."""
     if kind == "api":
         from guidance_api.app import create_app
-        from parking_core.settings import Settings
+        from parking_core.adapters.settings import Settings
 
         settings = Settings.model_validate({"database_url": database_url, "broker_auth": "none"})
         app = create_app(settings)
@@ -383,8 +383,9 @@ def publish_stream(spec: Stream, stop: MpEvent, sent: Any) -> None:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    from device_gateway.messages import encode_state, sensor_topic
-    from parking_core.settings import MqttEndpoint
+    from device_gateway.messages import encode_state
+    from parking_core.adapters.settings import MqttEndpoint
+    from parking_core.topics import sensor_topic
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
     endpoint = MqttEndpoint.from_url(spec.mqtt_url)

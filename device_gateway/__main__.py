@@ -10,7 +10,7 @@ import sys
 import structlog
 
 from device_gateway.config import GatewaySettings
-from parking_core.logs import configure_logging
+from parking_core.adapters.logs import configure_logging
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

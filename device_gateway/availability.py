@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from device_gateway.messages import Availability, availability_topic
+from device_gateway.messages import Availability
 from device_gateway.store import LotRow
-from parking_core.occupancy import LotCounts, lot_status
+from parking_core.lots import LotCounts, lot_status
+from parking_core.topics import availability_topic
 
 
 def availability_payload(row: LotRow) -> bytes:

@@ -8,7 +8,7 @@ from datetime import timedelta
 from pydantic import Field
 
 from device_gateway.decode import Limits
-from parking_core.settings import Settings
+from parking_core.adapters.settings import Settings
 
 
 def _default_client_id() -> str:

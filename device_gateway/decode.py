@@ -8,11 +8,13 @@ from enum import StrEnum
 
 from pydantic import ValidationError
 
-from device_gateway.messages import HEARTBEAT, PRESENCE, STATE, parse_topic
+from device_gateway.messages import HEARTBEAT, PRESENCE, STATE
 from parking_core.ids import is_valid_id
+from parking_core.topics import Leaf, parse_device_topic
 
 PAYLOAD_KEEP_BYTES = 1024  # rejected payloads are kept for operators, truncated to this
 DETAIL_KEEP_CHARS = 500
+SENSOR_PATH_LEAVES = frozenset({Leaf.STATE, Leaf.HEARTBEAT, Leaf.PRESENCE})  # the batched path
 
 
 class RejectReason(StrEnum):
@@ -109,10 +111,10 @@ def decode(  # noqa: PLR0911 -- one early return per refusal reason
     limits: Limits,
 ) -> Decoded:
     """Decode and validate one message; never raises for bad input."""
-    parsed = parse_topic(topic, prefix)
-    if parsed is None:
+    parsed = parse_device_topic(topic, prefix)
+    if parsed is None or parsed.leaf not in SENSOR_PATH_LEAVES:
         return reject(topic, None, RejectReason.WRONG_TOPIC, "not a device topic", payload, received_at)
-    kind, device = parsed
+    kind, device = parsed.leaf.value, parsed.device_id
     if not is_valid_id(device):
         return reject(
             topic, device[:64], RejectReason.WRONG_TOPIC, "malformed device id", payload, received_at

@@ -1,4 +1,4 @@
-"""Wire schemas of device messages (pydantic, shared with simulators) and the topic layout."""
+"""Wire schemas of device messages (pydantic, shared with simulators); topics are in parking_core.topics."""
 
 from __future__ import annotations
 
@@ -6,9 +6,6 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
-
-SensorTopicKind = Literal["state", "heartbeat"]
-TopicKind = Literal["state", "heartbeat", "presence"]
 
 # Sensors send small integers; the bounds only stop absurd values from reaching the database.
 MAX_SEQ = 2**63 - 1
@@ -60,44 +57,6 @@ STATE = TypeAdapter(SensorState)
 HEARTBEAT = TypeAdapter(SensorHeartbeat)
 PRESENCE = TypeAdapter(Presence)
 AVAILABILITY = TypeAdapter(Availability)
-
-
-def sensor_topic(prefix: str, device_id: str, kind: SensorTopicKind) -> str:
-    """Return the topic a bay sensor publishes *kind* messages on."""
-    return f"{prefix}/sensors/{device_id}/{kind}"
-
-
-def presence_topic(prefix: str, device_id: str) -> str:
-    """Return a device's presence topic."""
-    return f"{prefix}/devices/{device_id}/presence"
-
-
-def availability_topic(prefix: str, lot_id: str) -> str:
-    """Return a lot's availability topic."""
-    return f"{prefix}/lots/{lot_id}/availability"
-
-
-def subscriptions(prefix: str, share_group: str | None) -> list[str]:
-    """Return the topic filters the gateway subscribes to, shared when *share_group* is set."""
-    filters = [f"{prefix}/sensors/+/state", f"{prefix}/sensors/+/heartbeat", f"{prefix}/devices/+/presence"]
-    if share_group:
-        return [f"$share/{share_group}/{f}" for f in filters]
-    return filters
-
-
-def parse_topic(topic: str, prefix: str) -> tuple[TopicKind, str] | None:
-    """Return (kind, device_id) of a device topic under *prefix*, or None if it is not one."""
-    if not topic.startswith(prefix) or topic[len(prefix) : len(prefix) + 1] != "/":
-        return None
-    parts = topic[len(prefix) + 1 :].split("/")
-    if len(parts) != 3 or not parts[1]:
-        return None
-    family, device, leaf = parts
-    if family == "sensors" and leaf in {"state", "heartbeat"}:
-        return ("state" if leaf == "state" else "heartbeat"), device
-    if family == "devices" and leaf == "presence":
-        return "presence", device
-    return None
 
 
 def encode_state(seq: int, ts: datetime, occupied: bool, **extra: int | str | None) -> bytes:

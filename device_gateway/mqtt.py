@@ -17,8 +17,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from device_gateway.config import GatewaySettings
+from device_gateway.decode import SENSOR_PATH_LEAVES
 from device_gateway.inbox import Envelope, Inbox
-from device_gateway.messages import subscriptions
+from parking_core.topics import subscriptions
 
 log = structlog.get_logger("device_gateway.mqtt")
 
@@ -83,7 +84,9 @@ class GatewayMqtt:
             return
         set_nodelay(client)
         self._inbox.generation += 1  # mids of earlier connections must not be acked on this one
-        topics = subscriptions(self._settings.topic_prefix, self._settings.gateway_share_group)
+        topics = subscriptions(
+            self._settings.topic_prefix, self._settings.gateway_share_group, tuple(sorted(SENSOR_PATH_LEAVES))
+        )
         # retainHandling 1: retained presence only when the subscription is new, not on every
         # reconnect of the persistent session (a million retained wills otherwise).
         options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from guidance_api.app import create_app
-from parking_core.embedded_defaults import embedded_database
-from parking_core.logs import configure_logging
-from parking_core.settings import Settings
+from parking_core.adapters.logs import configure_logging
+from parking_core.adapters.settings import Settings
+from parking_core.devtools.embedded_defaults import embedded_database
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,8 +14,8 @@ from guidance_api.context import BROKER, DB_POOL, SETTINGS, principal
 from guidance_api.openapi import Param, RouteDoc, Routes
 from guidance_api.problems import ProblemError, validation_problem
 from guidance_api.schemas import DeviceBody, DistrictBody, Identifier, LotBody, TokenBody
-from parking_core.broker_auth import hash_password, new_device_password
-from parking_core.provisioning import (
+from parking_core.adapters.broker_files import hash_password, new_device_password
+from parking_core.adapters.provisioning import (
     DeviceSpec,
     LotSpec,
     ProvisioningError,

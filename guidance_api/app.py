@@ -23,7 +23,7 @@ from guidance_api.context import BROKER, DB_POOL, SETTINGS, TARIFFS
 from guidance_api.openapi import Routes
 from guidance_api.problems import problem_middleware
 from guidance_api.tariff_cache import TariffCache
-from parking_core.settings import Settings
+from parking_core.adapters.settings import Settings
 
 POOL_MAX_SIZE = 20  # two cores: more connections only queue inside PostgreSQL
 

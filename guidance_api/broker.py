@@ -7,9 +7,9 @@ import asyncio
 import asyncpg
 import structlog
 
-from parking_core.broker_auth import apply_broker_files
-from parking_core.provisioning import device_grants
-from parking_core.settings import BrokerAuth, Settings
+from parking_core.adapters.broker_files import apply_broker_files
+from parking_core.adapters.provisioning import device_grants
+from parking_core.adapters.settings import BrokerAuth, Settings
 
 log = structlog.get_logger("guidance_api.broker")
 

@@ -10,7 +10,7 @@ from aiohttp import web
 from guidance_api.auth import Principal, authenticate
 from guidance_api.broker import BrokerSync
 from guidance_api.tariff_cache import TariffCache
-from parking_core.settings import Settings
+from parking_core.adapters.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 DB_POOL = web.AppKey("db_pool", asyncpg.Pool)

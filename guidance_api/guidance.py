@@ -11,7 +11,7 @@ from guidance_api.context import DB_POOL, utc_now
 from guidance_api.openapi import Param, RouteDoc, Routes
 from guidance_api.params import bad_param, float_param, int_param
 from guidance_api.pricing_view import first_hour_price
-from guidance_api.queries import lot_status, lot_view
+from guidance_api.queries import lot_view, row_status
 
 routes = Routes()
 
@@ -74,7 +74,7 @@ async def get_vacancies(request: web.Request) -> web.Response:
     known: list[tuple[dict[str, Any], str | None]] = []
     unknown: list[tuple[dict[str, Any], str | None]] = []
     for row in rows:
-        status = lot_status(row["lot_status"], row["capacity"], row["free_count"], row["unknown_count"])
+        status = row_status(row).value
         if status in {"full", "closed"}:
             continue
         item = {

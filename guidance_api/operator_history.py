@@ -14,7 +14,7 @@ from guidance_api.history_sql import LOT_OCCUPANCY_SERIES
 from guidance_api.openapi import Param, RouteDoc, Routes
 from guidance_api.operator_routes import check_lot_scope
 from guidance_api.params import bad_param, duration_param, time_param
-from guidance_api.queries import UNKNOWN_MAJORITY
+from parking_core.lots import is_mostly_unknown
 
 routes = Routes()
 
@@ -58,7 +58,7 @@ SERIES_SCHEMA: dict[str, Any] = {
 
 def occupancy_percent(occupied_avg: float, unknown_avg: float, capacity: int) -> float:
     """Return the bucket's occupancy in percent, or -1 when its source was mostly offline."""
-    if capacity <= 0 or unknown_avg > capacity * UNKNOWN_MAJORITY:
+    if is_mostly_unknown(unknown_avg, capacity):
         return SOURCE_OFFLINE
     return round(100 * occupied_avg / capacity, 1)
 

@@ -13,7 +13,7 @@ from guidance_api.auth import require_operator
 from guidance_api.context import DB_POOL, principal, utc_now
 from guidance_api.openapi import RouteDoc, Routes
 from guidance_api.operator_routes import SCOPE_FILTER, scope_args
-from guidance_api.queries import lot_status
+from guidance_api.queries import row_status
 
 routes = Routes()
 
@@ -25,7 +25,8 @@ WHERE $1::bool OR district_id = ANY($3::text[])
 ORDER BY district_id
 """
 LOTS = f"""
-SELECT l.lot_id, l.district_id, l.capacity, l.status, l.free_count, l.occupied_count, l.reserved_count,
+SELECT l.lot_id, l.district_id, l.capacity, l.status AS lot_status, l.free_count, l.occupied_count,
+       l.reserved_count,
        l.unknown_count, l.closed_count, l.counts_updated_at
 FROM lots l WHERE {SCOPE_FILTER}
 """
@@ -101,7 +102,7 @@ class Rollup:
 
     def add_lot(self, row: Any) -> None:
         """Count one lot row."""
-        status = lot_status(row["status"], row["capacity"], row["free_count"], row["unknown_count"])
+        status = row_status(row)
         self.lots += 1
         self.capacity += row["capacity"]
         self.free += row["free_count"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-ALMOST_FULL_FREE_RATIO = 0.1  # fewer than 10 % free: drivers should be warned before they drive there
-UNKNOWN_MAJORITY = 0.5  # more than half the spots unknown: the lot's free count is not to be trusted
+from parking_core.lots import LotCounts, LotStatus
+from parking_core.lots import lot_status as lot_status_of
 
 LOT_DETAIL = """
 SELECT lot_id, name, kind, district_id, lat, lon, capacity, status AS lot_status, tariff_id,
@@ -16,17 +16,21 @@ FROM lots WHERE lot_id = $1
 LOT_SPOTS = "SELECT spot_id, status, since FROM spots WHERE lot_id = $1 ORDER BY spot_id"
 
 
-def lot_status(lot_status_: str, capacity: int, free: int, unknown: int) -> str:
-    """Return a lot's guidance status: closed is never full, and unknown is never a count."""
-    if lot_status_ == "closed":
-        return "closed"
-    if capacity == 0 or unknown > capacity * UNKNOWN_MAJORITY:
-        return "unknown"
-    if free == 0:
-        return "full"
-    if free < capacity * ALMOST_FULL_FREE_RATIO:
-        return "almost_full"
-    return "open"
+def row_counts(row: Any) -> LotCounts:
+    """Return the live counts of a ``lots`` row."""
+    return LotCounts(
+        row["capacity"],
+        row["free_count"],
+        row["occupied_count"],
+        row["reserved_count"],
+        row["unknown_count"],
+        row["closed_count"],
+    )
+
+
+def row_status(row: Any) -> LotStatus:
+    """Return the status of a ``lots`` row (with ``status AS lot_status``) by the core's one rule."""
+    return lot_status_of(row_counts(row), closed=row["lot_status"] == "closed")
 
 
 def lot_view(row: Any) -> dict[str, Any]:
@@ -45,7 +49,7 @@ def lot_view(row: Any) -> dict[str, Any]:
         "reserved": row["reserved_count"],
         "unknown": row["unknown_count"],
         "closed": row["closed_count"],
-        "status": lot_status(row["lot_status"], row["capacity"], row["free_count"], row["unknown_count"]),
+        "status": row_status(row).value,
         "updated_at": updated.isoformat() if updated else None,
         "tariff_id": row["tariff_id"],
     }

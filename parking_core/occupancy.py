@@ -1,4 +1,4 @@
-"""Spot occupancy rules: newest reading wins, silence makes a spot unknown, lot counts and status."""
+"""Spot occupancy rules: newest reading wins, silence makes a spot unknown (lot counts: lots.py)."""
 
 from __future__ import annotations
 
@@ -18,16 +18,6 @@ class SpotStatus(StrEnum):
     RESERVED = "reserved"  # held by a reservation: readings do not override it
     CLOSED = "closed"  # closed by an operator: readings do not override it
     UNKNOWN = "unknown"  # no reading yet, or the sensor went quiet
-
-
-class LotStatus(StrEnum):
-    """What a lot's availability says, per CONTRACT.md."""
-
-    OPEN = "open"
-    ALMOST_FULL = "almost_full"
-    FULL = "full"
-    CLOSED = "closed"
-    UNKNOWN = "unknown"
 
 
 class ChangeCause(StrEnum):
@@ -145,45 +135,3 @@ def restore_comms(
     status = status_for(spot.occupied)
     events = _changed(spot, status, now, ChangeCause.READING, device)
     return replace(spot, status=status, since=now), events
-
-
-@dataclass(frozen=True, slots=True)
-class LotCounts:
-    """A lot's live counters (``lots.*_count``)."""
-
-    capacity: int
-    free: int = 0
-    occupied: int = 0
-    reserved: int = 0
-    unknown: int = 0
-    closed: int = 0
-
-    def apply(self, event: SpotStatusChanged) -> LotCounts:
-        """Return the counts after one spot status change."""
-        values = {status: getattr(self, status.value) for status in SpotStatus}
-        values[event.previous] -= 1
-        values[event.status] += 1
-        return LotCounts(self.capacity, **{s.value: n for s, n in values.items()})
-
-    def is_consistent(self) -> bool:
-        """Tell whether the counts satisfy the ``lot_counts_in_range`` constraint."""
-        parts = (self.free, self.occupied, self.reserved, self.unknown, self.closed)
-        return all(0 <= n <= self.capacity for n in parts) and sum(parts) <= self.capacity
-
-
-# A lot reads almost_full when fewer than this share of its capacity is free (guidance signs
-# switch colour there; 10 % is the usual threshold of Chinese guidance-sign standards).
-ALMOST_FULL_FREE_RATIO = 0.10
-
-
-def lot_status(counts: LotCounts, closed: bool = False) -> LotStatus:
-    """Return the availability status of a lot from its counts (rules in docs/gateway.md)."""
-    if closed or (counts.capacity > 0 and counts.closed >= counts.capacity):
-        return LotStatus.CLOSED
-    if counts.capacity == 0 or counts.unknown * 2 > counts.capacity:
-        return LotStatus.UNKNOWN  # most spots unknown: the count says little
-    if counts.free <= 0:
-        return LotStatus.FULL
-    if counts.free < counts.capacity * ALMOST_FULL_FREE_RATIO:
-        return LotStatus.ALMOST_FULL
-    return LotStatus.OPEN

@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from parking_core.settings import Settings
+from parking_core.adapters.settings import Settings
 from simulators.city import CityLayout, generate_city, load_city
 from simulators.sensors import CitySimulator, Faults, GroundTruth
 

@@ -19,12 +19,12 @@ from typing import Any
 import aiohttp
 
 from billing.examples import example_tariff_documents
-from parking_core.embedded import free_port, port_is_free
-from parking_core.embedded_defaults import EMBEDDED_DATABASE, ensure_database
-from parking_core.harness import ServiceHarness, with_database
-from parking_core.logs import configure_logging
-from parking_core.migrate_pg import upgrade_database
-from parking_core.settings import Settings
+from parking_core.adapters.logs import configure_logging
+from parking_core.adapters.migrate_pg import upgrade_database
+from parking_core.adapters.settings import Settings
+from parking_core.devtools.embedded import free_port, port_is_free
+from parking_core.devtools.embedded_defaults import EMBEDDED_DATABASE, ensure_database
+from parking_core.devtools.harness import ServiceHarness, with_database
 from simulators.city import CityLayout, load_city
 from simulators.provision import provision_city
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from parking_core.broker_auth import hash_password
+from parking_core.adapters.broker_files import hash_password
 from parking_core.liveness import default_stale_after
 from simulators.city import CityLayout
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import aiomqtt
 
-from parking_core.settings import MqttEndpoint
+from parking_core.adapters.settings import MqttEndpoint
 from simulators.sensors import CitySimulator, Publication
 
 # aiomqtt warns about every publish beyond 10 awaiting its PUBACK: that is the point here.

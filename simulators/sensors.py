@@ -9,7 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from device_gateway.messages import encode_heartbeat, encode_state, presence_topic, sensor_topic
+from device_gateway.messages import encode_heartbeat, encode_state
+from parking_core.topics import presence_topic, sensor_topic
 from simulators.city import CityLayout
 
 # Arrivals per free spot per hour by hour of day: quiet at night, peaks at 9:00 and 18:00.

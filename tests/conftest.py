@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from parking_core.harness import ServiceHarness
-from parking_core.migrations import SchemaMode
-from parking_core.settings import Settings
+from parking_core.adapters.migrations import SchemaMode
+from parking_core.adapters.settings import Settings
+from parking_core.devtools.harness import ServiceHarness
 
 settings.register_profile("ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=100, deadline=None)

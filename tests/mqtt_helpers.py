@@ -11,7 +11,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from parking_core.settings import MqttEndpoint
+from parking_core.adapters.settings import MqttEndpoint
 
 WAIT_S = 10.0  # generous: a loaded CI box may be slow, and nothing here is a timing assertion
 

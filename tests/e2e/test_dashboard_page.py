@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 
 from guidance_api.app import create_app
-from parking_core.settings import Settings
+from parking_core.adapters.settings import Settings
 
 pytestmark = pytest.mark.db
 

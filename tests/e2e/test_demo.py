@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from parking_core.embedded import free_port
+from parking_core.devtools.embedded import free_port
 
 pytestmark = [pytest.mark.db, pytest.mark.mqtt]
 DEMO_TIMEOUT_S = 240  # cold start of a cluster, migrations, seeding and the first readings

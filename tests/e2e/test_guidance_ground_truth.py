@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from guidance_api.app import create_app
-from parking_core.settings import Settings
+from parking_core.adapters.settings import Settings
 from simulators.city import CENTRE_LAT, CENTRE_LON, generate_city
 from simulators.provision import provision_city
 from simulators.publisher import mqtt_client, run_simulation

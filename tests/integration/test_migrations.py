@@ -5,9 +5,9 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from parking_core.harness import ServiceHarness
-from parking_core.migrate_pg import database_status, upgrade_database
-from parking_core.migrations import SchemaMode, default_sql_dir, discover
+from parking_core.adapters.migrate_pg import database_status, upgrade_database
+from parking_core.adapters.migrations import SchemaMode, default_sql_dir, discover
+from parking_core.devtools.harness import ServiceHarness
 
 pytestmark = pytest.mark.db
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from parking_core.migrations import Migration, SchemaMode, default_sql_dir, discover, upgrade
+from parking_core.adapters.migrations import Migration, SchemaMode, default_sql_dir, discover, upgrade
 from tests.timescale.pglite_bridge import INSTALL_COMMAND, PgliteSession, bridge_problem
 
 

@@ -1,4 +1,4 @@
-"""A :class:`~parking_core.migrations.SqlSession` over real TimescaleDB: PGlite in a Node process.
+"""A :class:`~parking_core.adapters.migrations.SqlSession` over real TimescaleDB: PGlite in a Node process.
 
 ``pglite_bridge.mjs`` runs PGlite (PostgreSQL 17.5 in WASM, with TimescaleDB) in-process and serves
 JSON-lines requests on stdin/stdout; :class:`PgliteSession` starts it, sends one request at a time and

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from guidance_api.history_sql import LOT_OCCUPANCY_SERIES
-from parking_core.migrations import SchemaMode, default_sql_dir, discover, upgrade
+from parking_core.adapters.migrations import SchemaMode, default_sql_dir, discover, upgrade
 from tests.timescale.conftest import Migrated, require_bridge
 from tests.timescale.pglite_bridge import BridgeError, PgliteError, PgliteSession
 

@@ -16,15 +16,13 @@ from parking_core.liveness import (
     default_stale_after,
     observe,
 )
+from parking_core.lots import LotCounts, LotStatus, lot_status
 from parking_core.occupancy import (
     ChangeCause,
-    LotCounts,
-    LotStatus,
     Reading,
     Spot,
     SpotStatus,
     apply_reading,
-    lot_status,
     mark_comms_lost,
     restore_comms,
 )

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from parking_core.ids import DeviceId, LotId, SpotId
 from parking_core.liveness import DeviceStatus, Liveness, check_silence, observe
+from parking_core.lots import LotCounts
 from parking_core.occupancy import (
-    LotCounts,
     Reading,
     Spot,
     SpotStatus,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from parking_core.settings import Settings
+from parking_core.adapters.settings import Settings
 from simulators.city import generate_city
 from simulators.provision import provision_city
 from simulators.publisher import mqtt_client, run_simulation

@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from guidance_api.app import create_app
-from parking_core.settings import Settings
+from parking_core.adapters.settings import Settings
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
 

@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from paho.mqtt.client import MQTTv311
 
-from parking_core.harness import ServiceHarness
+from parking_core.devtools.harness import ServiceHarness
 from tests.integration.api.conftest import ADMIN
 from tests.mqtt_helpers import Collector, connect, wait_until
 

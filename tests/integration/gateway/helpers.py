@@ -11,7 +11,7 @@ import pytest
 
 from device_gateway.config import GatewaySettings
 from device_gateway.service import Gateway, open_pool
-from parking_core.settings import Settings
+from parking_core.adapters.settings import Settings
 
 
 def gateway_settings(app_settings: Settings, **overrides: object) -> GatewaySettings:

@@ -9,8 +9,9 @@ import aiomqtt
 import asyncpg
 import pytest
 
-from device_gateway.messages import availability_topic, encode_state, presence_topic, sensor_topic
-from parking_core.settings import Settings
+from device_gateway.messages import encode_state
+from parking_core.adapters.settings import Settings
+from parking_core.topics import availability_topic, presence_topic, sensor_topic
 from simulators.city import generate_city
 from simulators.provision import provision_city
 from tests.integration.gateway.helpers import eventually, gateway_settings, running_gateway

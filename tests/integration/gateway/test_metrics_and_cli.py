@@ -7,7 +7,7 @@ import pytest
 
 from device_gateway.__main__ import main as gateway_main
 from device_gateway.metrics import Metrics, start_metrics_server
-from parking_core.embedded import free_port
+from parking_core.devtools.embedded import free_port
 from simulators.__main__ import main as sim_main
 
 

@@ -14,7 +14,8 @@ from device_gateway.decode import (
     SensorReading,
     decode,
 )
-from device_gateway.messages import encode_heartbeat, encode_presence, encode_state, parse_topic
+from device_gateway.messages import encode_heartbeat, encode_presence, encode_state
+from parking_core.topics import DeviceTopic, Leaf, parse_device_topic
 
 P = "parking/v1"
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -110,10 +111,13 @@ def test_payloads_are_truncated() -> None:
     assert len(got.payload) == 1024
 
 
-def test_parse_topic() -> None:
+def test_parse_device_topic() -> None:
     """Topics map to (kind, device) under the prefix only."""
-    assert parse_topic(f"{P}/sensors/d1/heartbeat", P) == ("heartbeat", "d1")
-    assert parse_topic(f"{P}/devices/d1/presence", P) == ("presence", "d1")
-    assert parse_topic(f"{P}x/sensors/d1/state", P) is None
-    assert parse_topic(f"{P}/sensors//state", P) is None
-    assert parse_topic(f"{P}/sensors/d1/state/x", P) is None
+    assert parse_device_topic(f"{P}/sensors/d1/heartbeat", P) == DeviceTopic(Leaf.HEARTBEAT, "d1")
+    assert parse_device_topic(f"{P}/devices/d1/presence", P) == DeviceTopic(Leaf.PRESENCE, "d1")
+    assert parse_device_topic(f"{P}/gates/g1/plate", P) == DeviceTopic(Leaf.PLATE, "g1")
+    assert parse_device_topic(f"{P}/gates/g1/command", P) is None  # the backend's, never a device's
+    assert parse_device_topic(f"{P}/sensors/g1/plate", P) is None
+    assert parse_device_topic(f"{P}x/sensors/d1/state", P) is None
+    assert parse_device_topic(f"{P}/sensors//state", P) is None
+    assert parse_device_topic(f"{P}/sensors/d1/state/x", P) is None

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 
 import psycopg
 
-from parking_core.embedded_defaults import embedded_database
-from parking_core.migrate_pg import database_status, upgrade_database
-from parking_core.settings import Settings
+from parking_core.adapters.migrate_pg import database_status, upgrade_database
+from parking_core.adapters.settings import Settings
+from parking_core.devtools.embedded_defaults import embedded_database
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -69,7 +69,7 @@ class Migration:
 
 def default_sql_dir() -> Path:
     """Return the ``sql/`` folder of this checkout."""
-    return Path(__file__).resolve().parent.parent / "sql"
+    return Path(__file__).resolve().parents[2] / "sql"
 
 
 def discover(sql_dir: Path) -> list[Migration]:

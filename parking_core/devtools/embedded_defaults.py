@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import psycopg
 
-from parking_core.embedded import MosquittoBroker, PostgresServer
-from parking_core.settings import Settings
+from parking_core.adapters.settings import Settings
+from parking_core.devtools.embedded import MosquittoBroker, PostgresServer
 
 EMBEDDED_DATABASE = "parking"
 

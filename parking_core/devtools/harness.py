@@ -13,10 +13,10 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from parking_core.embedded import MosquittoBroker, PostgresServer
-from parking_core.migrate_pg import upgrade_database
-from parking_core.migrations import SchemaMode
-from parking_core.settings import BrokerAuth, Settings
+from parking_core.adapters.migrate_pg import upgrade_database
+from parking_core.adapters.migrations import SchemaMode
+from parking_core.adapters.settings import BrokerAuth, Settings
+from parking_core.devtools.embedded import MosquittoBroker, PostgresServer
 
 
 def with_database(url: str, database: str) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
-from parking_core.broker_auth import BrokerCredentials, write_password_file
+from parking_core.adapters.broker_files import BrokerCredentials, write_password_file
 
 PG_START_TIMEOUT_S = 30.0  # a cold initdb + start takes ~1 s here; leave room for a loaded CI box
 MQTT_START_TIMEOUT_S = 10.0  # mosquitto listens within ~20 ms

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psycopg
 
-from parking_core.migrations import (
+from parking_core.adapters.migrations import (
     ADVISORY_LOCK_KEY,
     Migration,
     SchemaMode,
@@ -21,7 +21,7 @@ from parking_core.migrations import (
 
 @dataclass
 class PsycopgSession:
-    """A :class:`~parking_core.migrations.SqlSession` over one autocommit psycopg connection."""
+    """A :class:`~parking_core.adapters.migrations.SqlSession` over one autocommit psycopg connection."""
 
     conn: psycopg.Connection[tuple[object, ...]]
 

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from parking_core.topics import DeviceKind, device_acl_lines
+
 PBKDF2_ITERATIONS = 101  # what mosquitto_passwd 2.0 writes; the broker reads the count from the hash
 SALT_BYTES = 12  # mosquitto_passwd's salt length
 
@@ -58,20 +60,9 @@ def new_device_password() -> str:
 
 
 def device_acl(grant: DeviceGrant, prefix: str) -> str:
-    """Return the ACL block that lets a device publish only under its own id."""
-    device = grant.device_id
-    lines = [f"user {device}", f"topic write {prefix}/devices/{device}/presence"]
-    if grant.kind == "bay_sensor":
-        lines += [
-            f"topic write {prefix}/sensors/{device}/state",
-            f"topic write {prefix}/sensors/{device}/heartbeat",
-        ]
-    elif grant.kind == "gate":
-        lines += [f"topic write {prefix}/gates/{device}/{leaf}" for leaf in ("plate", "passage", "ack")]
-        lines.append(f"topic read {prefix}/gates/{device}/command")
-    elif grant.kind == "sign" and grant.lot_id is not None:
-        lines.append(f"topic read {prefix}/lots/{grant.lot_id}/availability")
-    return "\n".join(lines) + "\n"
+    """Return the ACL block that lets a device use only its own topics (layout: parking_core.topics)."""
+    lines = device_acl_lines(prefix, grant.device_id, DeviceKind(grant.kind), grant.lot_id)
+    return "\n".join([f"user {grant.device_id}", *lines]) + "\n"
 
 
 def _static_part(path: Path) -> str:

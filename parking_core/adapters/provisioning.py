@@ -9,7 +9,7 @@ from datetime import datetime
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from parking_core.broker_auth import DeviceGrant
+from parking_core.adapters.broker_files import DeviceGrant
 
 Connection = asyncpg.Connection | PoolConnectionProxy  # what pool.acquire() yields, or a plain connection
 

@@ -1,0 +1,1 @@
+"""Adapters of the parking domain: settings, logs, migrations, provisioning, broker credential files."""

@@ -1,0 +1,1 @@
+"""Development-only tools: embedded PostgreSQL and Mosquitto, the test harness, process starters."""

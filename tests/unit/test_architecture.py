@@ -1,0 +1,38 @@
+"""The house's rules: every domain module is declared pure, and the purity check finds clock reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from parking_core.devtools.purity import ROOT, clock_reads, pure_modules
+
+INFRASTRUCTURE = {"adapters", "devtools", "__init__"}
+
+
+def test_every_module_at_the_top_of_parking_core_is_declared_pure() -> None:
+    """A new domain module must join the forbidden contract, or move to adapters/ or devtools/."""
+    top = {p.stem for p in (ROOT / "parking_core").iterdir() if p.suffix == ".py" or p.is_dir()}
+    top -= INFRASTRUCTURE | {"__pycache__"}
+    declared = {m.removeprefix("parking_core.") for m in pure_modules() if m.startswith("parking_core.")}
+    assert top == declared
+
+
+def test_billing_is_pure_as_a_whole() -> None:
+    """Billing's rules are pure; a store adapter would live in billing/adapters and leave the list."""
+    assert "billing" in pure_modules()
+
+
+def test_the_purity_check_finds_clock_and_environment_reads() -> None:
+    """The check flags datetime.now(), date.today(), time.time() and os.getenv(), not other calls."""
+    source = "import os\nfrom datetime import date, datetime\nx = datetime.now()\ny = date.today()\n"
+    source += "z = os.getenv('X')\nw = max(1, 2)\nv = spot.now\n"
+    assert [line for line, _ in clock_reads(source)] == [3, 4, 5]
+
+
+def test_the_pure_modules_read_no_clock_today() -> None:
+    """What `make check` runs, as a test: no pure module reads the clock."""
+    for module in pure_modules():
+        path = ROOT.joinpath(*module.split("."))
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [Path(f"{path}.py")]
+        for file in files:
+            assert list(clock_reads(file.read_text())) == [], file
