@@ -35,6 +35,7 @@ from billing.tariff import (
     VehicleClass,
     VehicleRule,
     select_tariff_version,
+    tariff_in_force,
 )
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "price_stay",
     "quote_to_json",
     "select_tariff_version",
+    "tariff_in_force",
     "tariff_to_json",
     "to_apds_rate_table",
     "to_cds_policies",

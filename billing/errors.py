@@ -32,16 +32,6 @@ class TariffValidationError(BillingError, ValueError):
         super().__init__(f"invalid tariff: {shown}{more}")
         self.problems = tuple(problems)
 
-    def to_problem_json(self) -> dict[str, object]:
-        """Return an RFC 9457 `application/problem+json` body (status 422) for this error."""
-        return {
-            "type": "https://city-parking.example/problems/invalid-tariff",
-            "title": "Invalid tariff",
-            "status": 422,
-            "detail": str(self),
-            "errors": [p.to_json() for p in self.problems],
-        }
-
 
 class NaiveDatetimeError(BillingError, ValueError):
     """Raised when an entry or exit time has no UTC offset; times must be aware."""

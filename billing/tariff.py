@@ -216,8 +216,14 @@ def select_tariff_version(versions: Sequence[Tariff], at: datetime) -> Tariff:
     When validity periods overlap, the version with the latest `valid_from` wins, then the
     highest `version`. Raises `NoTariffInForceError` when none is in force.
     """
+    tariff = tariff_in_force(versions, at)
+    if tariff is None:
+        raise NoTariffInForceError(versions[0].tariff_id if versions else None, at)
+    return tariff
+
+
+def tariff_in_force(versions: Sequence[Tariff], at: datetime) -> Tariff | None:
+    """Return the version in force at *at* as `select_tariff_version` chooses it, or None."""
     require_aware("at", at)
     candidates = [v for v in versions if v.in_force_on(at.astimezone(v.zoneinfo).date())]
-    if not candidates:
-        raise NoTariffInForceError(versions[0].tariff_id if versions else None, at)
-    return max(candidates, key=lambda v: (v.valid_from, v.version))
+    return max(candidates, key=lambda v: (v.valid_from, v.version)) if candidates else None

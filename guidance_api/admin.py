@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any, TypeVar
+from typing import Any
 
-import asyncpg
 from aiohttp import web
-from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from guidance_api.auth import new_token, require_admin, token_digest
-from guidance_api.context import BROKER, DB_POOL, SETTINGS, principal
+from guidance_api.auth import new_token, token_digest
+from guidance_api.context import BROKER, DB_POOL, SETTINGS
 from guidance_api.openapi import Param, RouteDoc, Routes
-from guidance_api.problems import ProblemError, validation_problem
-from guidance_api.schemas import DeviceBody, DistrictBody, Identifier, LotBody, TokenBody
+from guidance_api.requests import ID_SCHEMA, admin_only, parse_body, path_id
+from guidance_api.schemas import DeviceBody, DistrictBody, LotBody, TokenBody
 from parking_core.adapters.broker_files import hash_password, new_device_password
 from parking_core.adapters.provisioning import (
     DeviceSpec,
     LotSpec,
-    ProvisioningError,
     SpotSpec,
     TokenSpec,
-    UnknownReferenceError,
     create_token,
     put_device,
     put_district,
@@ -29,51 +25,6 @@ from parking_core.adapters.provisioning import (
 )
 
 routes = Routes()
-Body = TypeVar("Body", bound=BaseModel)
-_IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
-ID_SCHEMA = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"}
-
-
-def path_id(request: web.Request, name: str) -> str:
-    """Return a path identifier, or raise a 400 problem naming it."""
-    value = request.match_info[name]
-    try:
-        return _IDENTIFIER.validate_python(value)
-    except ValidationError as exc:
-        raise ProblemError(
-            400,
-            "validation",
-            "Invalid request",
-            f"{name} must match [A-Za-z0-9_.-]{{1,64}}",
-            errors=[{"field": name, "message": "not a valid identifier", "code": "pattern"}],
-        ) from exc
-
-
-async def parse_body(request: web.Request, model: type[Body]) -> Body:
-    """Validate the JSON body strictly against *model*, or raise a 400/422 problem naming fields."""
-    raw = await request.read()
-    try:
-        return model.model_validate_json(raw or b"null")
-    except ValidationError as exc:
-        if any(err["type"] == "json_invalid" for err in exc.errors()):
-            raise ProblemError(400, "malformed_body", "Malformed body", "the body is not valid JSON") from exc
-        raise validation_problem(exc) from exc
-
-
-def provisioning_problem(exc: ProvisioningError) -> ProblemError:
-    """Return the problem for a refused provisioning request: 422 unknown reference, 409 conflict."""
-    if isinstance(exc, UnknownReferenceError):
-        status, slug, title = 422, "unknown_reference", "Unknown reference"
-    else:
-        status, slug, title = 409, "conflict", "Conflict"
-    return ProblemError(
-        status, slug, title, str(exc), errors=[{"field": exc.field, "message": str(exc), "code": slug}]
-    )
-
-
-async def admin_only(request: web.Request) -> None:
-    """Raise unless the caller holds the admin token."""
-    require_admin(await principal(request))
 
 
 @routes.add(
@@ -125,11 +76,8 @@ async def put_lot_route(request: web.Request) -> web.Response:
         status=body.status,
         spots=[SpotSpec(s.spot_id, s.label, s.zone_id) for s in body.spots],
     )
-    try:
-        async with request.app[DB_POOL].acquire() as conn:
-            created = await put_lot(conn, lot_id, spec)
-    except ProvisioningError as exc:
-        raise provisioning_problem(exc) from exc
+    async with request.app[DB_POOL].acquire() as conn:
+        created = await put_lot(conn, lot_id, spec)
     out = body.model_dump() | {"lot_id": lot_id, "capacity": spec.capacity}
     return web.json_response(out, status=201 if created else 200)
 
@@ -169,21 +117,11 @@ async def put_device_route(request: web.Request) -> web.Response:
         lane=body.lane,
     )
     pool = request.app[DB_POOL]
-    try:
-        async with pool.acquire() as conn:
-            exists = await conn.fetchval("SELECT 1 FROM devices WHERE device_id = $1", device_id)
-            issue = exists is None or rotate
-            created = await put_device(conn, device_id, spec, hash_password(password) if issue else None)
-    except ProvisioningError as exc:
-        raise provisioning_problem(exc) from exc
-    except asyncpg.UniqueViolationError as exc:  # two admins binding one spot at the same moment
-        raise ProblemError(
-            409,
-            "conflict",
-            "Conflict",
-            f"spot {body.spot_id!r} is already bound",
-            errors=[{"field": "spot_id", "message": "already bound", "code": "conflict"}],
-        ) from exc
+    # Two admins binding one spot at the same moment: one_sensor_per_spot, a 409 at the error edge.
+    async with pool.acquire() as conn:
+        exists = await conn.fetchval("SELECT 1 FROM devices WHERE device_id = $1", device_id)
+        issue = exists is None or rotate
+        created = await put_device(conn, device_id, spec, hash_password(password) if issue else None)
     broker = request.app[BROKER]
     reloaded = await broker.sync(pool)
     settings = request.app[SETTINGS]
@@ -218,13 +156,8 @@ async def post_token_route(request: web.Request) -> web.Response:
     await admin_only(request)
     body = await parse_body(request, TokenBody)
     token, token_id = new_token(), f"tok_{secrets.token_hex(8)}"
-    try:
-        async with request.app[DB_POOL].acquire() as conn:
-            spec = TokenSpec(
-                body.role, body.label, body.district_ids, body.lot_ids, body.plates, body.expires_at
-            )
-            await create_token(conn, token_id, token_digest(token), spec)
-    except ProvisioningError as exc:
-        raise provisioning_problem(exc) from exc
+    spec = TokenSpec(body.role, body.label, body.district_ids, body.lot_ids, body.plates, body.expires_at)
+    async with request.app[DB_POOL].acquire() as conn:
+        await create_token(conn, token_id, token_digest(token), spec)
     out = body.model_dump(mode="json") | {"token_id": token_id, "token": token}
     return web.json_response(out, status=201)

@@ -20,8 +20,8 @@ from guidance_api import (
 )
 from guidance_api.broker import BrokerSync
 from guidance_api.context import BROKER, DB_POOL, SETTINGS, TARIFFS
+from guidance_api.error_edge import problem_middleware
 from guidance_api.openapi import Routes
-from guidance_api.problems import problem_middleware
 from guidance_api.tariff_cache import TariffCache
 from parking_core.adapters.settings import Settings
 

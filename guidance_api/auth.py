@@ -11,6 +11,7 @@ from datetime import datetime
 import asyncpg
 from aiohttp import web
 
+from guidance_api import problem_types as pt
 from guidance_api.problems import ProblemError
 
 TOKEN_BYTES = 32  # 256 bits: unguessable bearer tokens
@@ -61,7 +62,7 @@ async def authenticate(
     """Return the caller, or raise 401."""
     token = bearer(request)
     if token is None:
-        raise ProblemError(401, "unauthorized", "Unauthorized", "an Authorization: Bearer token is required")
+        raise ProblemError(pt.UNAUTHORIZED, "an Authorization: Bearer token is required")
     if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
         return Principal("admin")
     row = await pool.fetchrow(
@@ -71,7 +72,7 @@ async def authenticate(
         now,
     )
     if row is None:
-        raise ProblemError(401, "unauthorized", "Unauthorized", "the token is unknown, revoked or expired")
+        raise ProblemError(pt.UNAUTHORIZED, "the token is unknown, revoked or expired")
     return Principal(
         row["role"],
         row["token_id"],
@@ -84,10 +85,10 @@ async def authenticate(
 def require_admin(principal: Principal) -> None:
     """Raise 403 unless *principal* is the admin."""
     if not principal.is_admin:
-        raise ProblemError(403, "forbidden", "Forbidden", "this route needs the admin token")
+        raise ProblemError(pt.FORBIDDEN, "this route needs the admin token")
 
 
 def require_operator(principal: Principal) -> None:
     """Raise 403 unless *principal* is an operator or the admin."""
     if principal.role not in {"admin", "operator"}:
-        raise ProblemError(403, "forbidden", "Forbidden", "this route needs an operator token")
+        raise ProblemError(pt.FORBIDDEN, "this route needs an operator token")

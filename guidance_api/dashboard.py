@@ -6,6 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from guidance_api import problem_types as pt
 from guidance_api.openapi import Param, RouteDoc, Routes
 from guidance_api.problems import ProblemError
 
@@ -58,5 +59,5 @@ def asset_response(name: str) -> web.StreamResponse:
     """Return one of the page's files, or a 404 problem."""
     content_type = ASSETS.get(name)
     if content_type is None:
-        raise ProblemError(404, "not_found", "Not found", f"no dashboard file {name!r}")
+        raise ProblemError(pt.NOT_FOUND, f"no dashboard file {name!r}")
     return web.FileResponse(STATIC_DIR / name, headers={"Content-Type": content_type, **NO_CACHE})

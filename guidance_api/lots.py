@@ -6,11 +6,10 @@ from typing import Any
 
 from aiohttp import web
 
-from guidance_api.admin import ID_SCHEMA, path_id
 from guidance_api.context import DB_POOL
 from guidance_api.openapi import Param, RouteDoc, Routes
-from guidance_api.problems import ProblemError
 from guidance_api.queries import LOT_DETAIL, LOT_SPOTS, lot_view
+from guidance_api.requests import ID_SCHEMA, path_id, unknown_lot
 
 routes = Routes()
 
@@ -34,11 +33,6 @@ LOT_SCHEMA: dict[str, Any] = {
         "tariff_id": {"type": ["string", "null"]},
     },
 }
-
-
-def unknown_lot(lot_id: str) -> ProblemError:
-    """Return the 404 problem for an unknown lot."""
-    return ProblemError(404, "unknown_lot", "Unknown lot", f"no lot {lot_id!r}", lot_id=lot_id)
 
 
 @routes.add(

@@ -34,6 +34,12 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     },
     "required": ["type", "title", "status", "detail"],
 }
+PROBLEM_CONTENT = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+UNAVAILABLE_RESPONSE: dict[str, Any] = {
+    "description": "The database is unreachable, restarting or overloaded: retry (problem `unavailable`)",
+    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}},
+    "content": PROBLEM_CONTENT,
+}
 
 
 @dataclass(frozen=True)
@@ -107,14 +113,11 @@ class Routes:
                         "description": "OK",
                         "content": {"application/json": {"schema": doc.response or {"type": "object"}}},
                     },
-                    "4XX": {
-                        "description": "Problem",
-                        "content": {
-                            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
-                        },
-                    },
+                    "4XX": {"description": "Problem (types in docs/api.md)", "content": PROBLEM_CONTENT},
                 },
             }
+            if doc.path.startswith("/v1/"):
+                operation["responses"]["503"] = UNAVAILABLE_RESPONSE
             if doc.auth != "public":
                 operation["security"] = [{"bearer": []}]
                 operation["description"] += f"\n\nNeeds a token with role `{doc.auth}` (or the admin token)."

@@ -7,13 +7,13 @@ from typing import Any
 
 from aiohttp import web
 
-from guidance_api.admin import ID_SCHEMA, path_id
 from guidance_api.auth import require_operator
 from guidance_api.context import DB_POOL, principal, utc_now
 from guidance_api.history_sql import LOT_OCCUPANCY_SERIES
 from guidance_api.openapi import Param, RouteDoc, Routes
-from guidance_api.operator_routes import check_lot_scope
 from guidance_api.params import bad_param, duration_param, time_param
+from guidance_api.requests import ID_SCHEMA, path_id
+from guidance_api.scope import check_lot_scope
 from parking_core.lots import is_mostly_unknown
 
 routes = Routes()

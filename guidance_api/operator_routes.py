@@ -7,66 +7,23 @@ from typing import Any
 
 from aiohttp import web
 
-from guidance_api.admin import ID_SCHEMA
-from guidance_api.auth import Principal, require_operator
+from guidance_api import problem_types as pt
+from guidance_api.auth import require_operator
 from guidance_api.context import DB_POOL, principal
 from guidance_api.openapi import Param, RouteDoc, Routes
-from guidance_api.problems import ProblemError
+from guidance_api.params import int_param
+from guidance_api.problems import ProblemError, field_error
+from guidance_api.requests import ID_SCHEMA, query_id
+from guidance_api.scope import SCOPE_FILTER, check_lot_scope, scope_args
 
 routes = Routes()
 MAX_PAGE = 1000  # enough for a screen; operators page with `before`
+DEFAULT_PAGE = 100
 DEVICE_STATUSES = ("online", "offline", "unknown")
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
-
-
-def query_id(request: web.Request, name: str) -> str | None:
-    """Return an optional identifier query parameter, or raise 400."""
-    value = request.query.get(name)
-    if value is None:
-        return None
-    if not value or len(value) > 64 or not all(c.isalnum() or c in "_.-" for c in value):
-        raise ProblemError(
-            400,
-            "validation",
-            "Invalid request",
-            f"{name} is not a valid identifier",
-            errors=[{"field": name, "message": "not a valid identifier", "code": "pattern"}],
-        )
-    return value
-
-
-def query_limit(request: web.Request, default: int = 100) -> int:
-    """Return the `limit` query parameter, or raise 400."""
-    raw = request.query.get("limit", str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
-        raise ProblemError(
-            400,
-            "validation",
-            "Invalid request",
-            f"limit must be 1..{MAX_PAGE}",
-            errors=[{"field": "limit", "message": f"must be 1..{MAX_PAGE}", "code": "range"}],
-        )
-    return int(raw)
-
-
-async def check_lot_scope(request: web.Request, who: Principal, lot_id: str) -> None:
-    """Raise 404 for an unknown lot and 403 for a lot outside the token's scope."""
-    district = await request.app[DB_POOL].fetchval("SELECT district_id FROM lots WHERE lot_id = $1", lot_id)
-    if district is None:
-        raise ProblemError(404, "unknown_lot", "Unknown lot", f"no lot {lot_id!r}", lot_id=lot_id)
-    if not who.may_see_lot(lot_id, district):
-        raise ProblemError(403, "forbidden", "Forbidden", f"lot {lot_id!r} is outside this token's scope")
-
-
-SCOPE_FILTER = "($1::bool OR l.lot_id = ANY($2::text[]) OR l.district_id = ANY($3::text[]))"
-
-
-def scope_args(who: Principal) -> tuple[bool, list[str], list[str]]:
-    """Return the arguments of SCOPE_FILTER for *who*."""
-    return who.is_admin, sorted(who.lot_ids), sorted(who.district_ids)
 
 
 @routes.add(
@@ -91,11 +48,10 @@ async def get_devices(request: web.Request) -> web.Response:
     status = request.query.get("status")
     if status is not None and status not in DEVICE_STATUSES:
         raise ProblemError(
-            400,
-            "validation",
-            "Invalid request",
+            pt.VALIDATION,
             f"status must be one of {DEVICE_STATUSES}",
-            errors=[{"field": "status", "message": "unknown status", "code": "enum"}],
+            status=400,
+            errors=[field_error("status", "unknown status", "enum")],
         )
     if lot_id is not None:
         await check_lot_scope(request, who, lot_id)
@@ -108,7 +64,7 @@ async def get_devices(request: web.Request) -> web.Response:
         *scope_args(who),
         lot_id,
         status,
-        query_limit(request),
+        int_param(request, "limit", 1, MAX_PAGE, DEFAULT_PAGE),
     )
     items: list[dict[str, Any]] = [
         {
@@ -152,7 +108,7 @@ async def get_rejected_messages(request: web.Request) -> web.Response:
         *scope_args(who),
         device_id,
         reason,
-        query_limit(request),
+        int_param(request, "limit", 1, MAX_PAGE, DEFAULT_PAGE),
     )
     items = [{**dict(r), "received_at": r["received_at"].isoformat()} for r in rows]
     return web.json_response({"items": items})

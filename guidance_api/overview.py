@@ -12,8 +12,8 @@ from aiohttp import web
 from guidance_api.auth import require_operator
 from guidance_api.context import DB_POOL, principal, utc_now
 from guidance_api.openapi import RouteDoc, Routes
-from guidance_api.operator_routes import SCOPE_FILTER, scope_args
 from guidance_api.queries import row_status
+from guidance_api.scope import SCOPE_FILTER, scope_args
 
 routes = Routes()
 

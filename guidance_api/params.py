@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 
 from aiohttp import web
 
-from guidance_api.problems import ProblemError
+from guidance_api import problem_types as pt
+from guidance_api.problems import ProblemError, field_error
 
 _DURATION = re.compile(r"^(?P<n>\d{1,4})(?P<unit>[mhd])$")
 _UNIT_MINUTES = {"m": 1, "h": 60, "d": 1440}
@@ -17,11 +18,7 @@ _UNIT_MINUTES = {"m": 1, "h": 60, "d": 1440}
 def bad_param(name: str, message: str) -> ProblemError:
     """Return the 400 problem for query parameter *name*."""
     return ProblemError(
-        400,
-        "validation",
-        "Invalid request",
-        f"{name}: {message}",
-        errors=[{"field": name, "message": message, "code": "invalid"}],
+        pt.VALIDATION, f"{name}: {message}", status=400, errors=[field_error(name, message, "invalid")]
     )
 
 

@@ -9,37 +9,25 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from billing import (
-    BillingError,
-    ExitBeforeEntryError,
-    NoTariffInForceError,
-    TariffValidationError,
     VehicleClass,
     describe_tariff,
     parse_tariff,
     price_stay,
     quote_to_json,
-    select_tariff_version,
+    tariff_in_force,
     tariff_to_json,
     to_apds_rate_table,
     to_cds_policies,
 )
-from guidance_api.admin import ID_SCHEMA, admin_only, path_id
+from guidance_api import problem_types as pt
 from guidance_api.context import DB_POOL, TARIFFS, utc_now
-from guidance_api.lots import unknown_lot
 from guidance_api.openapi import Param, RouteDoc, Routes
 from guidance_api.params import bad_param, time_param
-from guidance_api.problems import ProblemError, read_json
+from guidance_api.problems import ProblemError, field_error
+from guidance_api.requests import ID_SCHEMA, admin_only, path_id, read_json, unknown_lot
 
 routes = Routes()
 EXPORT_FORMATS = ("native", "cds", "apds")
-
-
-def tariff_problem(exc: TariffValidationError) -> ProblemError:
-    """Return the 422 problem listing every bad field of a tariff document."""
-    errors = [
-        {"field": p.path or "body", "message": p.message, "code": "invalid_tariff"} for p in exc.problems
-    ]
-    return ProblemError(422, "invalid_tariff", "Invalid tariff", str(exc), errors=errors)
 
 
 @routes.add(
@@ -63,17 +51,13 @@ async def put_tariff(request: web.Request) -> web.Response:
     document = await read_json(request)
     if isinstance(document, dict):
         document.setdefault("tariff_id", tariff_id)
-    try:
-        tariff = parse_tariff(document)
-    except TariffValidationError as exc:
-        raise tariff_problem(exc) from exc
+    tariff = parse_tariff(document)  # an invalid document is a 422 invalid_tariff at the error edge
     if tariff.tariff_id != tariff_id:
         raise ProblemError(
-            422,
-            "validation",
-            "Invalid tariff",
+            pt.VALIDATION,
             "tariff_id differs from the path",
-            errors=[{"field": "tariff_id", "message": "must equal the path", "code": "mismatch"}],
+            status=422,
+            errors=[field_error("tariff_id", "must equal the path", "mismatch")],
         )
     canonical = tariff_to_json(tariff)
     pool = request.app[DB_POOL]
@@ -86,12 +70,10 @@ async def put_tariff(request: web.Request) -> web.Response:
         if stored is not None:
             if json.loads(stored) != canonical:
                 raise ProblemError(
-                    409,
-                    "version_published",
-                    "Version already published",
+                    pt.VERSION_PUBLISHED,
                     f"version {tariff.version} of {tariff_id!r} is published with other content;"
                     " publish a new version",
-                    errors=[{"field": "version", "message": "already published", "code": "conflict"}],
+                    errors=[field_error("version", "already published", "conflict")],
                 )
             status = 200
         else:
@@ -116,10 +98,10 @@ async def _lot_tariff(request: web.Request, lot_id: str) -> tuple[str, ZoneInfo,
     if row is None:
         raise unknown_lot(lot_id)
     if row["tariff_id"] is None:
-        raise ProblemError(404, "no_tariff", "No tariff", f"lot {lot_id!r} has no tariff")
+        raise ProblemError(pt.NO_TARIFF, f"lot {lot_id!r} has no tariff", status=404)
     versions = await request.app[TARIFFS].versions(row["tariff_id"])
     if not versions:
-        raise ProblemError(404, "no_tariff", "No tariff", f"tariff {row['tariff_id']!r} is not published yet")
+        raise ProblemError(pt.NO_TARIFF, f"tariff {row['tariff_id']!r} is not published yet", status=404)
     return row["tariff_id"], ZoneInfo(row["time_zone"]), versions
 
 
@@ -149,10 +131,9 @@ async def get_lot_tariff(request: web.Request) -> web.Response:
     if export not in EXPORT_FORMATS:
         raise bad_param("format", f"must be one of {', '.join(EXPORT_FORMATS)}")
     tariff_id, _, versions = await _lot_tariff(request, lot_id)
-    try:
-        tariff = select_tariff_version(versions, utc_now())
-    except NoTariffInForceError as exc:
-        raise ProblemError(404, "no_tariff", "No tariff in force", str(exc)) from exc
+    tariff = tariff_in_force(versions, utc_now())
+    if tariff is None:
+        raise ProblemError(pt.NO_TARIFF, f"no version of tariff {tariff_id!r} is in force now", status=404)
     if export == "cds":
         return web.json_response({"lot_id": lot_id, "policies": to_cds_policies(tariff)})
     if export == "apds":
@@ -209,21 +190,15 @@ async def get_quote(request: web.Request) -> web.Response:
             "vehicle_class", f"must be one of {', '.join(v.value for v in VehicleClass)}"
         ) from None
     _, zone, versions = await _lot_tariff(request, lot_id)
-    try:
-        tariff = select_tariff_version(versions, entry)
-        quote = price_stay(entry, exit_at, vehicle_class, tariff)
-    except ExitBeforeEntryError as exc:
-        raise bad_param("exit", "is before entry") from exc
-    except NoTariffInForceError as exc:
+    tariff = tariff_in_force(versions, entry)
+    if tariff is None:
         raise ProblemError(
-            422,
-            "no_tariff",
-            "No tariff in force",
-            str(exc),
-            errors=[{"field": "entry", "message": "no tariff version in force", "code": "no_tariff"}],
-        ) from exc
-    except BillingError as exc:
-        raise ProblemError(422, "billing", "Cannot price this stay", str(exc)) from exc
+            pt.NO_TARIFF,
+            f"no version of tariff {versions[0].tariff_id!r} is in force at {entry.isoformat()}",
+            status=422,
+            errors=[field_error("entry", "no tariff version in force", "no_tariff")],
+        )
+    quote = price_stay(entry, exit_at, vehicle_class, tariff)  # exit before entry: 400 naming `exit`
     return web.json_response(
         quote_to_json(quote, zone), dumps=lambda obj: json.dumps(obj, ensure_ascii=False)
     )

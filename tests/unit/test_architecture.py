@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import tomllib
 from pathlib import Path
 
 from parking_core.devtools.purity import ROOT, clock_reads, pure_modules
@@ -36,3 +38,26 @@ def test_the_pure_modules_read_no_clock_today() -> None:
         files = sorted(path.rglob("*.py")) if path.is_dir() else [Path(f"{path}.py")]
         for file in files:
             assert list(clock_reads(file.read_text())) == [], file
+
+
+def route_modules() -> set[str]:
+    """Return the guidance_api modules that hold a ``routes = Routes()`` registry."""
+    found = set()
+    for file in (ROOT / "guidance_api").glob("*.py"):
+        for node in ast.parse(file.read_text()).body:
+            if (
+                isinstance(node, ast.Assign)
+                and [getattr(t, "id", None) for t in node.targets] == ["routes"]
+                and isinstance(node.value, ast.Call)
+                and getattr(node.value.func, "id", None) == "Routes"
+            ):
+                found.add(f"guidance_api.{file.stem}")
+    return found
+
+
+def test_every_api_route_module_is_kept_independent_of_the_others() -> None:
+    """A new route module joins the independence contract, so route modules never import each other."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    independent = {m for c in config if c["type"] == "independence" for m in c["modules"]}
+    assert route_modules() == independent
+    assert len(independent) >= 8

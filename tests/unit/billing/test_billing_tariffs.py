@@ -171,13 +171,11 @@ def test_vehicle_classes_are_validated() -> None:
     assert "exactly one" in found["vehicle_classes.new_energy"]
 
 
-def test_problem_json_suits_an_http_problem_response() -> None:
-    """The error renders as application/problem+json with a list of field problems."""
+def test_the_error_lists_every_problem_with_its_path() -> None:
+    """The error carries each problem as data; the API's error edge renders it (invalid_tariff)."""
     with pytest.raises(TariffValidationError) as caught:
         parse_tariff(edited(currency="USD"))
-    body = caught.value.to_problem_json()
-    assert body["status"] == 422
-    assert body["errors"] == [
+    assert [p.to_json() for p in caught.value.problems] == [
         {"path": "currency", "message": "must be 'CNY' (amounts are in fen), got 'USD'"}
     ]
 
