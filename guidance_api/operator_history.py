@@ -1,15 +1,15 @@
-"""Operator occupancy history: a lot's time series, re-bucketed from the 5-minute view."""
+"""Operator occupancy history: a lot's time series, weighted by time, from the 5-minute view."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
 from guidance_api.auth import require_operator
 from guidance_api.context import DB_POOL, principal, utc_now
-from guidance_api.history_sql import LOT_OCCUPANCY_SERIES
+from guidance_api.history_sql import TIME_WEIGHTED_SERIES
 from guidance_api.openapi import Param, RouteDoc, Routes
 from guidance_api.params import bad_param, duration_param, time_param
 from guidance_api.requests import ID_SCHEMA, path_id
@@ -23,21 +23,24 @@ DEFAULT_WINDOW = timedelta(hours=24)  # what an operator opening the chart wants
 DEFAULT_BUCKET = timedelta(minutes=15)  # 96 points a day: smooth enough, small enough for a phone
 MAX_BUCKETS = 2000  # a year of days, a week of 5 minutes: beyond this a chart cannot show it anyway
 SOURCE_OFFLINE = -1  # CDS Metrics' occupancy value for "the source was offline"
+ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)  # the buckets' origin, as in the SQL's date_bin
 
 SERIES_ITEM: dict[str, Any] = {
     "type": "object",
     "properties": {
         "bucket_start": {"type": "string", "format": "date-time"},
-        "occupied_avg": {"type": "number"},
+        "occupied_avg": {"type": "number", "description": "occupied spots, averaged over time"},
         "occupied_max": {"type": "integer"},
         "free_min": {"type": "integer"},
         "free_avg": {"type": "number"},
         "unknown_avg": {"type": "number"},
         "capacity": {"type": "integer"},
-        "samples": {"type": "integer"},
+        "samples": {"type": "integer", "description": "samples written in the bucket (state changes)"},
+        "covered_s": {"type": "number", "description": "seconds of the bucket whose state is known"},
         "occupancy_percent": {
             "type": "number",
-            "description": "100 × occupied_avg / capacity; -1 when most spots were unknown (source offline)",
+            "description": "100 × occupied time / capacity time; -1 when most spots were unknown"
+            " (source offline)",
         },
         "source_offline": {"type": "boolean"},
     },
@@ -56,17 +59,17 @@ SERIES_SCHEMA: dict[str, Any] = {
 }
 
 
-def occupancy_percent(occupied_avg: float, unknown_avg: float, capacity: int) -> float:
+def occupancy_percent(occupied_avg: float, unknown_avg: float, capacity_avg: float) -> float:
     """Return the bucket's occupancy in percent, or -1 when its source was mostly offline."""
-    if is_mostly_unknown(unknown_avg, capacity):
+    if is_mostly_unknown(unknown_avg, capacity_avg):
         return SOURCE_OFFLINE
-    return round(100 * occupied_avg / capacity, 1)
+    return round(100 * occupied_avg / capacity_avg, 1)
 
 
 def series_item(row: Any) -> dict[str, Any]:
-    """Return the JSON of one bucket row."""
-    occupied, unknown, capacity = float(row["occupied_avg"]), float(row["unknown_avg"]), int(row["capacity"])
-    percent = occupancy_percent(occupied, unknown, capacity)
+    """Return the JSON of one bucket row of TIME_WEIGHTED_SERIES."""
+    occupied, unknown = float(row["occupied_avg"]), float(row["unknown_avg"])
+    percent = occupancy_percent(occupied, unknown, float(row["capacity_avg"]))
     return {
         "bucket_start": row["bucket_start"].isoformat(),
         "occupied_avg": round(occupied, 2),
@@ -74,11 +77,22 @@ def series_item(row: Any) -> dict[str, Any]:
         "free_min": int(row["free_min"]),
         "free_avg": round(float(row["free_avg"]), 2),
         "unknown_avg": round(unknown, 2),
-        "capacity": capacity,
+        "capacity": int(row["capacity"]),
         "samples": int(row["samples"]),
+        "covered_s": row["covered_us"] / 1_000_000,
         "occupancy_percent": percent,
         "source_offline": percent == SOURCE_OFFLINE,
     }
+
+
+def window(start: datetime, end: datetime, now: datetime) -> tuple[datetime, datetime]:
+    """Return the time the series covers: 5-minute buckets that begin in [start, end), up to now."""
+    return ceil_to(start, VIEW_STEP), min(ceil_to(end, VIEW_STEP), now)
+
+
+def ceil_to(at: datetime, step: timedelta) -> datetime:
+    """Return the first multiple of *step* since 2000-01-01 UTC at or after *at*."""
+    return ORIGIN + -((ORIGIN - at) // step) * step
 
 
 def bucket_label(bucket: timedelta) -> str:
@@ -118,8 +132,10 @@ def bucket_label(bucket: timedelta) -> str:
 )
 async def get_lot_occupancy(request: web.Request) -> web.Response:
     """Buckets are aligned to whole multiples of their width since 2000-01-01T00:00Z (so `1d` buckets
-    are UTC days) and cover 5-minute samples in [`from`, `to`). A bucket without samples is left out.
-    `occupancy_percent` is -1 (CDS "source offline") when more than half the spots were unknown.
+    are UTC days) and cover the 5-minute periods that begin in [`from`, `to`), up to now. Averages are
+    weighted by time: each sample's state counts for as long as it lasted, and the state before the
+    window is carried into it; a bucket with no known state is left out. `occupancy_percent` is -1
+    (CDS "source offline") when more than half the spots were unknown on average.
     """
     who = await principal(request)
     require_operator(who)
@@ -136,7 +152,7 @@ async def get_lot_occupancy(request: web.Request) -> web.Response:
         )
     await check_lot_scope(request, who, lot_id)
     pool = request.app[DB_POOL]
-    rows = await pool.fetch(LOT_OCCUPANCY_SERIES, lot_id, start, end, bucket)
+    rows = await pool.fetch(TIME_WEIGHTED_SERIES, [lot_id], *window(start, end, now), bucket, "UTC")
     mode = await pool.fetchval("SELECT mode FROM schema_info")
     return web.json_response(
         {

@@ -52,7 +52,7 @@ ALMOST_FULL_FREE_RATIO = 0.10
 UNKNOWN_MAJORITY = 0.5
 
 
-def is_mostly_unknown(unknown: float, capacity: int) -> bool:
+def is_mostly_unknown(unknown: float, capacity: float) -> bool:
     """Tell whether a lot (or a time bucket's average) has too many unknown spots to count."""
     return capacity <= 0 or unknown > capacity * UNKNOWN_MAJORITY
 

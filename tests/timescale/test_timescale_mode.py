@@ -10,13 +10,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from fractions import Fraction
 from typing import Any
 
 import pytest
 
-from guidance_api.history_sql import LOT_OCCUPANCY_SERIES
+from guidance_api.history_sql import TIME_WEIGHTED_SERIES
 from parking_core.adapters.migrations import SchemaMode, default_sql_dir, discover, upgrade
+from parking_core.time_weight import Buckets, LotSample, time_weighted
 from tests.timescale.conftest import Migrated, require_bridge
 from tests.timescale.pglite_bridge import BridgeError, PgliteError, PgliteSession
 
@@ -29,7 +29,7 @@ HISTORY_HYPERTABLES = {
     "lot_occupancy": "7 days",
 }
 FIVE_MINUTES = timedelta(minutes=5)
-BUCKET_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)  # the origin LOT_OCCUPANCY_SERIES re-buckets from
+BUCKET_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)  # the origin TIME_WEIGHTED_SERIES buckets from
 EARTH_RADIUS_M = 6378168.0  # earthdistance's earth()
 REAL_TIME_FIX = (
     "sql/0002_history.timescale.sql creates lot_occupancy_5m without real-time aggregation "
@@ -99,28 +99,23 @@ def expected_series(
     end: datetime,
     width: timedelta,
 ) -> list[dict[str, Any]]:
-    """Return what LOT_OCCUPANCY_SERIES must answer for *samples*, computed exactly."""
-    groups: dict[datetime, list[Sample]] = {}
-    for sample in samples:
-        if sample.lot_id == lot_id and start <= floor_to(sample.ts, FIVE_MINUTES) < end:
-            groups.setdefault(floor_to(sample.ts, width), []).append(sample)
-    series = []
-    for bucket in sorted(groups):
-        group = groups[bucket]
-        n = len(group)
-        series.append(
-            {
-                "bucket_start": bucket,
-                "occupied_avg": float(Fraction(sum(s.occupied for s in group), n)),
-                "occupied_max": max(s.occupied for s in group),
-                "free_min": min(s.free for s in group),
-                "free_avg": float(Fraction(sum(s.free for s in group), n)),
-                "unknown_avg": float(Fraction(sum(s.unknown for s in group), n)),
-                "capacity": max(s.capacity for s in group),
-                "samples": n,
-            }
-        )
-    return series
+    """Return what TIME_WEIGHTED_SERIES must answer for *samples*, from the pure time weighting."""
+    mine = [LotSample(s.ts, s.occupied, s.free, s.unknown, s.capacity) for s in samples if s.lot_id == lot_id]
+    return [
+        {
+            "bucket_start": b.start,
+            "covered_us": b.covered // timedelta(microseconds=1),
+            "samples": b.samples,
+            "occupied_max": b.occupied_max,
+            "free_min": b.free_min,
+            "capacity": b.capacity_max,
+            **{f"{name}_avg": round(float(b.average(name)), 9) for name in AVERAGED},
+        }
+        for b in time_weighted(mine, (start, end), Buckets(width, BUCKET_ORIGIN))
+    ]
+
+
+AVERAGED = ("occupied", "free", "unknown", "capacity")
 
 
 def series(
@@ -133,18 +128,29 @@ def series(
     view: str = "lot_occupancy_5m",
 ) -> list[dict[str, Any]]:
     """Run the API's occupancy series query (optionally over another 5-minute view)."""
-    sql = LOT_OCCUPANCY_SERIES
+    sql = TIME_WEIGHTED_SERIES
     if view != "lot_occupancy_5m":
-        assert "FROM lot_occupancy_5m\n" in sql
-        sql = sql.replace("FROM lot_occupancy_5m\n", f"FROM {view}\n")
-    return db.query(sql, [lot_id, start, end, width])
+        assert "FROM lot_occupancy_5m WHERE" in sql
+        sql = sql.replace("FROM lot_occupancy_5m WHERE", f"FROM {view} WHERE")
+    rows = db.query(sql, [[lot_id], start, end, width, "UTC"])
+    return [
+        {
+            "bucket_start": row["bucket_start"],
+            "covered_us": row["covered_us"],
+            "samples": row["samples"],
+            "occupied_max": row["occupied_max"],
+            "free_min": row["free_min"],
+            "capacity": row["capacity"],
+            **{f"{name}_avg": round(float(row[f"{name}_avg"]), 9) for name in AVERAGED},
+        }
+        for row in rows
+    ]
 
 
 def samples_in(base: datetime, lot_id: str, per_bucket: list[int], seed: int) -> list[Sample]:
     """Return samples in consecutive 5-minute buckets from *base*, *per_bucket[i]* in bucket i.
 
-    Per-bucket counts are 1, 2 or 4 so that each 5-minute average is exact in binary; the
-    re-bucketed averages then round exactly as Python's ``float(Fraction)`` does.
+    Samples are 70 s apart within a bucket, 5 s after its start.
     """
     out = []
     for bucket, count in enumerate(per_bucket):
@@ -227,7 +233,11 @@ def test_history_tables_are_hypertables(db: PgliteSession) -> None:
 
 
 def test_occupancy_series_from_refreshed_aggregate(db: PgliteSession) -> None:
-    """After a refresh, the API's series query gives exactly what the samples imply, like plain mode."""
+    """After a refresh, the API's series query gives what the samples imply, weighted by time.
+
+    The sample before the window is carried in; the one at its end is left out; another lot's samples
+    change nothing; the pure time weighting (parking_core.time_weight) is the reference.
+    """
     base = now_utc().replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
     lot = "L-agg"
     inside = samples_in(base, lot, [4, 2, 1, 2, 4, 4], seed=1)
@@ -252,10 +262,11 @@ def test_occupancy_series_from_refreshed_aggregate(db: PgliteSession) -> None:
         assert sum(row["samples"] for row in got) == len(inside)
 
     # The same query over plain mode's date_bin view must agree with the continuous aggregate.
-    plain = (default_sql_dir() / "0002_history.plain.sql").read_text()
+    plain = (default_sql_dir() / "0040_time_weighted_occupancy.plain.sql").read_text()
+    assert "DROP VIEW lot_occupancy_5m;\n" in plain
     assert "CREATE VIEW lot_occupancy_5m AS" in plain
     db.execute(
-        plain.replace(
+        plain.replace("DROP VIEW lot_occupancy_5m;\n", "").replace(
             "CREATE VIEW lot_occupancy_5m AS", "CREATE OR REPLACE TEMP VIEW lot_occupancy_5m_plain AS"
         )
     )
@@ -316,6 +327,28 @@ def test_occupancy_series_real_time(db: PgliteSession) -> None:
             db.execute("ALTER MATERIALIZED VIEW lot_occupancy_5m SET (timescaledb.materialized_only = true)")
     if materialized_only:
         pytest.xfail(REAL_TIME_FIX)
+
+
+def test_a_busy_minute_does_not_outweigh_quiet_minutes(db: PgliteSession) -> None:
+    """The issue's lot in the refreshed aggregate: 95.5 % weighted by time (hand-computed), not 75.5 %.
+
+    10 spaces occupied at 0 s and 120 s, then 108 toggles every 0.5 s from 240 s (5, 10, 5, ...,
+    ending on 10): 54 half-seconds at 5 lose 135 of 3000 space-seconds.
+    """
+    base = now_utc().replace(minute=0, second=0, microsecond=0) - timedelta(days=1, hours=2)
+    toggles = [(240 + 0.5 * k, 5 if k % 2 == 0 else 10) for k in range(108)]
+    samples = [
+        Sample(base + timedelta(seconds=at), "L-busy", 10, 10 - occupied, occupied, 0)
+        for at, occupied in [(0, 10), (120, 10), *toggles]
+    ]
+    insert_occupancy(db, samples)
+    db.execute(
+        "CALL refresh_continuous_aggregate('lot_occupancy_5m',"
+        f" TIMESTAMPTZ '{base.isoformat()}', TIMESTAMPTZ '{(base + timedelta(hours=1)).isoformat()}')"
+    )
+    [bucket] = series(db, "L-busy", base, base + FIVE_MINUTES, "5 minutes")
+    assert (bucket["samples"], bucket["occupied_avg"], bucket["covered_us"]) == (110, 9.55, 300_000_000)
+    assert sum(s.occupied for s in samples) / len(samples) == 830 / 110  # the old average: 75.5 %
 
 
 # -- (d) policies -----------------------------------------------------------------------------------
