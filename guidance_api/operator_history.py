@@ -15,6 +15,7 @@ from guidance_api.params import bad_param, duration_param, time_param
 from guidance_api.requests import ID_SCHEMA, path_id
 from guidance_api.scope import check_lot_scope
 from parking_core.lots import is_mostly_unknown
+from parking_core.time_weight import SOURCE_OFFLINE
 
 routes = Routes()
 
@@ -22,7 +23,6 @@ VIEW_STEP = timedelta(minutes=5)  # the width of lot_occupancy_5m: every bucket 
 DEFAULT_WINDOW = timedelta(hours=24)  # what an operator opening the chart wants first: the last day
 DEFAULT_BUCKET = timedelta(minutes=15)  # 96 points a day: smooth enough, small enough for a phone
 MAX_BUCKETS = 2000  # a year of days, a week of 5 minutes: beyond this a chart cannot show it anyway
-SOURCE_OFFLINE = -1  # CDS Metrics' occupancy value for "the source was offline"
 ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)  # the buckets' origin, as in the SQL's date_bin
 
 SERIES_ITEM: dict[str, Any] = {

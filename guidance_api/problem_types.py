@@ -52,6 +52,9 @@ BAD_REQUEST = ProblemType(
 )
 UNKNOWN_LOT = ProblemType("unknown_lot", "Unknown lot", (404,), "the lot named in the path does not exist")
 UNKNOWN_SPOT = ProblemType("unknown_spot", "Unknown spot", (404,), "the spot named does not exist")
+UNKNOWN_DISTRICT = ProblemType(
+    "unknown_district", "Unknown district", (404,), "the district named in the path does not exist"
+)
 UNKNOWN_REFERENCE = ProblemType(
     "unknown_reference",
     "Unknown reference",
@@ -101,6 +104,7 @@ CATALOGUE: tuple[ProblemType, ...] = (
     BAD_REQUEST,
     UNKNOWN_LOT,
     UNKNOWN_SPOT,
+    UNKNOWN_DISTRICT,
     UNKNOWN_REFERENCE,
     CONFLICT,
     VERSION_PUBLISHED,

@@ -8,8 +8,10 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 
 from parking_core.errors import NaiveTimeError
+from parking_core.lots import is_mostly_unknown
 
 MICROSECOND = timedelta(microseconds=1)
+SOURCE_OFFLINE = -1  # CDS Metrics' value of a period whose source was offline
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -114,3 +116,12 @@ def occupancy_fraction(bucket: WeightedBucket) -> Fraction:
     """Return occupied time over capacity time in *bucket* (0 when it had no capacity)."""
     capacity = bucket.average("capacity")
     return bucket.average("occupied") / capacity if capacity else Fraction(0)
+
+
+def is_source_offline(covered: timedelta, span: timedelta, unknown_avg: float, capacity_avg: float) -> bool:
+    """Tell whether a KPI period counts as "source offline" (CDS metrics' -1).
+
+    It is when the lot's state is unknown for most of the period: less than half of it covered by a
+    known state, or more than half its spots unknown on average over the covered part.
+    """
+    return covered * 2 < span or is_mostly_unknown(unknown_avg, capacity_avg)

@@ -24,6 +24,9 @@ OWN_ROUTES = [
     "/v1/operator/rejected-messages",
     "/v1/operator/lots/LA/occupancy",
     "/v1/operator/overview",
+    "/v1/operator/kpis",
+    "/v1/operator/districts/da/kpis",
+    "/v1/operator/lots/LA/kpis",
 ]
 
 
@@ -127,7 +130,12 @@ async def test_an_operator_reads_its_own_district(api: Client, world: World, pat
 
 @pytest.mark.parametrize(
     "path",
-    ["/v1/operator/devices?lot_id=LB", "/v1/operator/lots/LB/occupancy"],
+    [
+        "/v1/operator/devices?lot_id=LB",
+        "/v1/operator/lots/LB/occupancy",
+        "/v1/operator/lots/LB/kpis",
+        "/v1/operator/districts/db/kpis",
+    ],
 )
 async def test_naming_another_districts_lot_is_403(api: Client, world: World, path: str) -> None:
     """The district A operator naming district B's lot is refused, not answered empty."""
@@ -137,7 +145,13 @@ async def test_naming_another_districts_lot_is_403(api: Client, world: World, pa
 
 @pytest.mark.parametrize(
     "path",
-    ["/v1/operator/devices?lot_id=LA", "/v1/operator/lots/LA/occupancy", "/v1/operator/lots/LC/occupancy"],
+    [
+        "/v1/operator/devices?lot_id=LA",
+        "/v1/operator/lots/LA/occupancy",
+        "/v1/operator/lots/LC/occupancy",
+        "/v1/operator/lots/LC/kpis",
+        "/v1/operator/districts/da/kpis",
+    ],
 )
 async def test_a_lot_token_cannot_read_other_lots(api: Client, world: World, path: str) -> None:
     """A token scoped to lot LB is refused every other lot, even with no district named."""

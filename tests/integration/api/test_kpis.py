@@ -1,0 +1,207 @@
+"""Operator KPIs on a small simulated day, against hand-computed values (real PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+
+from tests.integration.api.conftest import ADMIN
+
+pytestmark = pytest.mark.db
+
+Client = TestClient[Any, Any]
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+DAY = datetime.now(SHANGHAI).date() - timedelta(days=2)  # a whole local day in the past
+# The day, per lot: (local hour and minute on DAY, or -2 h for the evening before), counts.
+# K1 (north, 10 spaces): 2 occupied from 00:00, 8 from 08:00, 10 from 08:30, 4 from 18:00.
+# K2 (north, 20 spaces): 5 from the evening before, 15 from 09:00, 15 unknown 10:00-11:00, 10 from 11:00.
+# K3 (south, 10 spaces): nothing until 12:30, then 5.
+LOTS = {"K1": ("north", 10), "K2": ("north", 20), "K3": ("south", 10)}
+SAMPLES = [
+    ("K1", (0, 0), 2, 0),
+    ("K1", (8, 0), 8, 0),
+    ("K1", (8, 30), 10, 0),
+    ("K1", (18, 0), 4, 0),
+    ("K2", (-2, 0), 5, 0),
+    ("K2", (9, 0), 15, 0),
+    ("K2", (10, 0), 5, 15),
+    ("K2", (11, 0), 10, 0),
+    ("K3", (12, 30), 5, 0),
+]
+
+
+def local(hour: int, minute: int = 0, day: date = DAY) -> datetime:
+    """Return a Shanghai time on *day* (a negative hour is the evening before)."""
+    return datetime.combine(day, time(0), SHANGHAI) + timedelta(hours=hour, minutes=minute)
+
+
+@pytest.fixture(scope="module")
+def simulated_day(database_url: str) -> None:
+    """Provision the districts and lots in SQL and write the day's lot_occupancy samples."""
+    asyncio.run(write_day(database_url))
+
+
+async def write_day(database_url: str) -> None:
+    """Write the districts, lots and samples of the simulated day."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        for district in ("north", "south"):
+            await conn.execute("INSERT INTO districts (district_id, name) VALUES ($1, $1)", district)
+        for lot_id, (district, capacity) in LOTS.items():
+            await conn.execute(
+                "INSERT INTO lots (lot_id, district_id, name, kind, lat, lon, capacity)"
+                " VALUES ($1, $2, $1, 'off_street', 34.75, 113.65, $3)",
+                lot_id,
+                district,
+                capacity,
+            )
+        await conn.executemany(
+            "INSERT INTO lot_occupancy (ts, lot_id, capacity, free, occupied, reserved, unknown, closed)"
+            " VALUES ($1, $2, $3::int, $3::int - $4::int - $5::int, $4, 0, $5, 0)",
+            [(local(*at), lot, LOTS[lot][1], occ, unk) for lot, at, occ, unk in SAMPLES],
+        )
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def day_api(api: Client, simulated_day: None) -> Client:
+    """The API over the simulated day."""
+    return api
+
+
+async def kpis(api: Client, path: str, headers: dict[str, str] = ADMIN, **params: str) -> dict[str, Any]:
+    """GET a KPI route for DAY and return its body."""
+    query = {"from": DAY.isoformat(), "to": (DAY + timedelta(days=1)).isoformat(), **params}
+    resp = await api.get(path, params=query, headers=headers)
+    assert resp.status == 200, await resp.text()
+    body: dict[str, Any] = await resp.json()
+    return body
+
+
+def by_hour(body: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """Return the items keyed by their local hour."""
+    return {datetime.fromisoformat(i["start"]).astimezone(SHANGHAI).hour: i for i in body["items"]}
+
+
+async def test_a_lots_hours_are_weighted_by_time(day_api: Client) -> None:
+    """K1 hour 8: 8 for 30 min and 10 for 30 min = 90 %; hours 0-7 are 20 %; 24 local hours."""
+    body = await kpis(day_api, "/v1/operator/lots/K1/kpis", period="hour")
+    assert (body["scope"], body["lot_id"], body["time_zones"], body["lots"]) == (
+        "lot",
+        "K1",
+        ["Asia/Shanghai"],
+        1,
+    )
+    hours = by_hour(body)
+    assert sorted(hours) == list(range(24))
+    assert hours[0]["start"] == local(0).isoformat()
+    assert [hours[h]["occupancy_percent"] for h in (0, 7, 8, 9, 17, 18, 23)] == [20, 20, 90, 100, 100, 40, 40]
+    assert (hours[8]["occupied_avg"], hours[8]["capacity_avg"], hours[8]["samples"]) == (9, 10, 2)
+
+
+async def test_an_hour_with_most_spots_unknown_is_minus_one(day_api: Client) -> None:
+    """K2 10:00-11:00 has 15 of 20 spots unknown: -1; the carried evening state fills hours 0-8."""
+    hours = by_hour(await kpis(day_api, "/v1/operator/lots/K2/kpis", period="hour"))
+    assert [hours[h]["occupancy_percent"] for h in (0, 8, 9, 10, 11, 23)] == [25, 25, 75, -1, 50, 50]
+    assert (hours[10]["source_offline"], hours[10]["lots_offline"], hours[10]["lots_reporting"]) == (
+        True,
+        1,
+        0,
+    )
+
+
+async def test_less_than_half_an_hour_known_is_offline(day_api: Client) -> None:
+    """K3 is unknown until 12:30: hours 0-11 are -1, hour 12 (half known) is 50 %."""
+    hours = by_hour(await kpis(day_api, "/v1/operator/lots/K3/kpis", period="hour"))
+    assert {hours[h]["occupancy_percent"] for h in range(12)} == {-1}
+    assert [hours[h]["occupancy_percent"] for h in (12, 13)] == [50, 50]
+
+
+async def test_days_are_local_days_and_roll_up_over_reporting_lots(day_api: Client) -> None:
+    """One local day: K1 139/240 spot-hours, K2 195/480, K3 offline (11.5 h known); city 334/720."""
+    k1 = await kpis(day_api, "/v1/operator/lots/K1/kpis", period="day")
+    k2 = await kpis(day_api, "/v1/operator/lots/K2/kpis", period="day")
+    k3 = await kpis(day_api, "/v1/operator/lots/K3/kpis", period="day")
+    city = await kpis(day_api, "/v1/operator/kpis", period="day")
+    assert [b["items"][0]["occupancy_percent"] for b in (k1, k2, k3, city)] == [
+        round(100 * 139 / 240, 1),
+        round(100 * 195 / 480, 1),
+        -1,
+        round(100 * 334 / 720, 1),
+    ]
+    [day] = city["items"]
+    assert (day["start"], day["end"]) == (local(0).isoformat(), local(24).isoformat())
+    assert (day["lots_reporting"], day["lots_offline"], city["lots"]) == (2, 1, 3)
+    assert city["summary"] == {
+        "occupancy_percent": round(100 * 334 / 720, 1),
+        "source_offline": False,
+        "periods": 1,
+        "periods_offline": 0,
+    }
+
+
+async def test_district_and_city_hours(day_api: Client) -> None:
+    """North hour 8: (9 + 5) / 30; hour 10: K1 alone (K2 offline). City hour 12: 1350 / 2100."""
+    north = by_hour(await kpis(day_api, "/v1/operator/districts/north/kpis", period="hour"))
+    assert north[8]["occupancy_percent"] == round(100 * 14 / 30, 1)
+    assert (north[10]["occupancy_percent"], north[10]["lots_reporting"], north[10]["lots_offline"]) == (
+        100,
+        1,
+        1,
+    )
+    south = by_hour(await kpis(day_api, "/v1/operator/districts/south/kpis", period="hour"))
+    assert (south[0]["occupancy_percent"], south[0]["lots_offline"]) == (-1, 1)
+    city = by_hour(await kpis(day_api, "/v1/operator/kpis", period="hour"))
+    assert city[12]["occupancy_percent"] == round(100 * 1350 / 2100, 1)
+    assert (city[12]["occupied_avg"], city[12]["capacity_avg"]) == (25, 40)
+
+
+async def test_scope(day_api: Client) -> None:
+    """A lot token sees its lot alone, also in its district's roll-up; other districts are 403."""
+    resp = await day_api.post("/v1/admin/tokens", json={"role": "operator", "lot_ids": ["K1"]}, headers=ADMIN)
+    k1 = {"Authorization": f"Bearer {(await resp.json())['token']}"}
+    north = await kpis(day_api, "/v1/operator/districts/north/kpis", k1, period="day")
+    assert (north["lots"], north["items"][0]["occupancy_percent"]) == (1, round(100 * 139 / 240, 1))
+    city = await kpis(day_api, "/v1/operator/kpis", k1, period="day")
+    assert city["lots"] == 1
+    assert (await day_api.get("/v1/operator/districts/south/kpis", headers=k1)).status == 403
+    assert (await day_api.get("/v1/operator/lots/K2/kpis", headers=k1)).status == 403
+    assert (await day_api.get("/v1/operator/districts/nowhere/kpis", headers=ADMIN)).status == 404
+    assert (await day_api.get("/v1/operator/kpis")).status == 401
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"period": "week"}, "period"),
+        ({"from": "2026-13-01"}, "from"),
+        ({"from": "2026-11-02", "to": "2026-11-01"}, "from"),
+        ({"period": "hour", "from": "2026-01-01", "to": "2026-03-01"}, "to"),
+        ({"period": "day", "from": "2024-01-01", "to": "2026-03-01"}, "to"),
+    ],
+)
+async def test_bad_parameters_are_400_naming_the_parameter(
+    day_api: Client, params: dict[str, str], field: str
+) -> None:
+    """Unknown periods, bad dates, reversed or too long ranges are refused with a problem."""
+    resp = await day_api.get("/v1/operator/kpis", params=params, headers=ADMIN)
+    assert (resp.status, resp.content_type) == (400, "application/problem+json")
+    assert [e["field"] for e in (await resp.json())["errors"]] == [field]
+
+
+async def test_the_routes_are_in_the_openapi_document(day_api: Client) -> None:
+    """The three KPI routes are documented with their parameters."""
+    paths = (await (await day_api.get("/v1/openapi.json")).json())["paths"]
+    for path in (
+        "/v1/operator/kpis",
+        "/v1/operator/districts/{district_id}/kpis",
+        "/v1/operator/lots/{lot_id}/kpis",
+    ):
+        assert {"period", "from", "to"} <= {p["name"] for p in paths[path]["get"]["parameters"]}
