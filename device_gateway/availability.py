@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from device_gateway.messages import Availability
-from device_gateway.store import LotRow
+from device_gateway.results import LotRow
 from parking_core.lots import LotCounts, lot_status
 from parking_core.topics import availability_topic
 

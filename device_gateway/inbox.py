@@ -32,13 +32,11 @@ class Inbox:
         self._nonempty = asyncio.Event()
         self._full = asyncio.Event()
         self.closed = False  # set on shutdown: later messages stay unacknowledged for redelivery
-        self.generation = 0
 
-    def put(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
+    def put(self, item: Envelope) -> None:
         """Add a message (called on paho's thread); wakes the writer only on edges."""
         if self.closed:
             return
-        item = Envelope(topic, payload, mid, qos, time.time(), self.generation)
         with self._lock:
             self._items.append(item)
             size = len(self._items)
@@ -46,6 +44,10 @@ class Inbox:
             self._loop.call_soon_threadsafe(self._nonempty.set)
         if size == self._batch_rows:
             self._loop.call_soon_threadsafe(self._full.set)
+
+    def close(self) -> None:
+        """Take no more messages: the broker keeps later ones for the next connection."""
+        self.closed = True
 
     def __len__(self) -> int:
         with self._lock:
@@ -61,9 +63,11 @@ class Inbox:
         if not len(self):
             nonempty = asyncio.ensure_future(self._nonempty.wait())
             stopping = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({nonempty, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            nonempty.cancel()
-            stopping.cancel()
+            try:
+                await asyncio.wait({nonempty, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            finally:  # also when we are cancelled: no waiter outlives the call
+                nonempty.cancel()
+                stopping.cancel()
         oldest = self.oldest()
         if oldest is not None and not stop.is_set() and len(self) < self._batch_rows:
             remaining = oldest + flush_interval_s - time.time()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -106,3 +108,16 @@ async def start_metrics_server(metrics: Metrics, host: str, port: int) -> web.Ap
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner
+
+
+@asynccontextmanager
+async def serving_metrics(metrics: Metrics, host: str, port: int) -> AsyncIterator[None]:
+    """Serve ``/metrics`` on *host*:*port* while inside (port 0: no server)."""
+    if not port:
+        yield
+        return
+    runner = await start_metrics_server(metrics, host, port)
+    try:
+        yield
+    finally:
+        await runner.cleanup()

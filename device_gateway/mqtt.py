@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,9 +18,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from device_gateway.config import GatewaySettings
-from device_gateway.decode import SENSOR_PATH_LEAVES
-from device_gateway.inbox import Envelope, Inbox
-from parking_core.topics import subscriptions
+from device_gateway.inbox import Envelope
+from device_gateway.ports import Receiver
+from parking_core.topics import Leaf, subscriptions
 
 log = structlog.get_logger("device_gateway.mqtt")
 
@@ -38,18 +39,20 @@ def set_nodelay(client: mqtt.Client) -> None:
 
 
 class GatewayMqtt:
-    """Receives into an :class:`Inbox` on paho's own thread; acks and publishes from anywhere."""
+    """Routes received messages to receivers on paho's own thread; acks and publishes from anywhere.
 
-    def __init__(
-        self,
-        settings: GatewaySettings,
-        inbox: Inbox,
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
+    Each path of the gateway registers the topic leaves it takes with :meth:`route` before
+    :meth:`start`; the client subscribes to exactly those (shared) and hands each message to the
+    receiver of its leaf.
+    """
+
+    def __init__(self, settings: GatewaySettings, loop: asyncio.AbstractEventLoop) -> None:
         self._settings = settings
-        self._inbox = inbox
         self._loop = loop
+        self._routes: dict[str, Receiver] = {}
+        self.generation = 0  # connections so far: a mid is only meaningful on its own connection
         self.connected = asyncio.Event()
+        self.subscribed = asyncio.Event()
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=settings.gateway_client_id,
@@ -66,7 +69,15 @@ class GatewayMqtt:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self._host, self._port = endpoint.host, endpoint.port
+
+    def route(self, leaves: Iterable[Leaf], receiver: Receiver) -> None:
+        """Send messages of *leaves* (e.g. sensor ``state``) to *receiver*; call before :meth:`start`."""
+        for leaf in leaves:
+            if leaf.value in self._routes:
+                raise ValueError(f"{leaf.value!r} messages already have a receiver")
+            self._routes[leaf.value] = receiver
 
     def start(self) -> None:
         """Connect in the background (paho's thread reconnects with back-off on its own)."""
@@ -83,27 +94,40 @@ class GatewayMqtt:
             log.warning("mqtt.refused", reason=str(reason))
             return
         set_nodelay(client)
-        self._inbox.generation += 1  # mids of earlier connections must not be acked on this one
-        topics = subscriptions(
-            self._settings.topic_prefix, self._settings.gateway_share_group, tuple(sorted(SENSOR_PATH_LEAVES))
-        )
+        self.generation += 1  # mids of earlier connections must not be acked on this one
+        leaves = tuple(Leaf(leaf) for leaf in sorted(self._routes))
+        topics = subscriptions(self._settings.topic_prefix, self._settings.gateway_share_group, leaves)
         # retainHandling 1: retained presence only when the subscription is new, not on every
         # reconnect of the persistent session (a million retained wills otherwise).
         options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
         client.subscribe([(t, options) for t in topics])
-        log.info(
-            "mqtt.connected", session_present=bool(flags.session_present), generation=self._inbox.generation
-        )
+        log.info("mqtt.connected", session_present=bool(flags.session_present), generation=self.generation)
         self._loop.call_soon_threadsafe(self.connected.set)
+
+    def _on_subscribe(
+        self, _client: mqtt.Client, _userdata: Any, _mid: int, reasons: list[ReasonCode], _props: Any
+    ) -> None:
+        refused = [str(r) for r in reasons if r.is_failure]
+        if refused:
+            log.error("mqtt.subscribe_refused", reasons=refused)  # the broker's ACL or limits
+            return
+        log.info("mqtt.subscribed", routes=sorted(self._routes), generation=self.generation)
+        self._loop.call_soon_threadsafe(self.subscribed.set)
 
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
     ) -> None:
         log.warning("mqtt.disconnected", reason=str(reason))
         self._loop.call_soon_threadsafe(self.connected.clear)
+        self._loop.call_soon_threadsafe(self.subscribed.clear)
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self._inbox.put(msg.topic, bytes(msg.payload), msg.mid, msg.qos)
+        topic = msg.topic
+        receiver = self._routes.get(topic[topic.rfind("/") + 1 :])
+        if receiver is None:  # we subscribe only to routed leaves: a broker bug, left unacknowledged
+            log.error("mqtt.unrouted", topic=topic[:200])
+            return
+        receiver.put(Envelope(topic, bytes(msg.payload), msg.mid, msg.qos, time.time(), self.generation))
 
     def ack(self, envelopes: Iterable[Envelope]) -> int:
         """Acknowledge committed messages received on the current connection; return how many.
@@ -113,7 +137,7 @@ class GatewayMqtt:
         PUBACKs are therefore queued as one write through paho's own packet queue, the path
         ``client.ack`` itself takes; if a paho release renames it we fall back to ``client.ack``.
         """
-        generation = self._inbox.generation
+        generation = self.generation
         mids = [e.mid for e in envelopes if e.qos == 1 and e.generation == generation]
         others = [e for e in envelopes if e.qos > 1 and e.generation == generation]
         queue = getattr(self.client, "_packet_queue", None)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from device_gateway.decode import PresenceReport, Rejection, RejectReason, SensorReading, reject
+from device_gateway.results import BatchResult, LotRow
 from parking_core.occupancy import SpotStatus
 
 Conn = asyncpg.Connection | PoolConnectionProxy  # a plain connection or one from the pool
@@ -175,33 +174,6 @@ WITH b AS (
 INSERT INTO device_presence_changes (ts, device_id, event, detail)
 SELECT ts, device_id, presence, 'presence message' FROM upd
 """
-
-
-@dataclass(frozen=True, slots=True)
-class LotRow:
-    """A lot's counters after a change, for availability publishing."""
-
-    lot_id: str
-    capacity: int
-    free: int
-    occupied: int
-    reserved: int
-    unknown: int
-    closed: int
-    lot_closed: bool
-    updated_at: datetime
-
-
-@dataclass
-class BatchResult:
-    """What one committed batch did."""
-
-    accepted: int = 0
-    duplicates: int = 0
-    status_changes: int = 0
-    presence: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
-    lots: list[LotRow] = field(default_factory=list)
 
 
 def lot_deltas(changes: Iterable[Sequence[str]]) -> dict[str, dict[str, int]]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from device_gateway.store import LOCK_LOTS, Conn, LotRow, apply_lot_deltas, lot_deltas
+from device_gateway.results import SweepResult
+from device_gateway.store import LOCK_LOTS, Conn, apply_lot_deltas, lot_deltas
 
 SWEEP_LIMIT = 5000  # devices turned offline per transaction; the next sweep takes the rest
 SAMPLER_LOCK_KEY = 727_274_101  # advisory lock: one gateway at a time writes periodic samples
@@ -73,15 +73,6 @@ WHERE c.lot_id = l.lot_id
       IS DISTINCT FROM (c.free, c.occupied, c.reserved, c.unknown, c.closed)
 RETURNING l.lot_id
 """
-
-
-@dataclass
-class SweepResult:
-    """What one liveness sweep did."""
-
-    devices_offline: int = 0
-    spots_unknown: int = 0
-    lots: list[LotRow] = field(default_factory=list)
 
 
 async def sweep_silent(conn: Conn, now: datetime) -> SweepResult:

@@ -10,7 +10,8 @@ from contextlib import asynccontextmanager
 import pytest
 
 from device_gateway.config import GatewaySettings
-from device_gateway.service import Gateway, open_pool
+from device_gateway.pg_store import open_pool
+from device_gateway.service import Gateway, compose
 from parking_core.adapters.settings import Settings
 
 
@@ -38,11 +39,10 @@ async def running_gateway(settings: GatewaySettings) -> AsyncIterator[Gateway]:
     stop = asyncio.Event()
     pool = await open_pool(settings, stop)
     assert pool is not None
-    gateway = Gateway(settings, pool, stop)
+    gateway = compose(settings, pool, stop)
     task = asyncio.create_task(gateway.run())
     try:
-        await asyncio.wait_for(gateway.mqtt.connected.wait(), 10)
-        await asyncio.sleep(0.2)  # the SUBACK: subscriptions are in place
+        await asyncio.wait_for(gateway.link.subscribed.wait(), 10)  # the SUBACK came back
         yield gateway
     finally:
         stop.set()

@@ -10,7 +10,8 @@ import pytest
 
 from device_gateway.decode import Limits, PresenceReport, Rejection, SensorReading, decode
 from device_gateway.messages import encode_state
-from device_gateway.store import BatchResult, prepare_connection, write_batch
+from device_gateway.results import BatchResult
+from device_gateway.store import prepare_connection, write_batch
 from device_gateway.sweeps import recount_lots, sample_active_lots, sweep_silent
 from simulators.city import generate_city
 from simulators.provision import provision_city

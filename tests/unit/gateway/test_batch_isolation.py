@@ -2,59 +2,46 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
+from dataclasses import fields
+from datetime import UTC, datetime
 
-import asyncpg
-import pytest
-
-from device_gateway.config import GatewaySettings
-from device_gateway.inbox import Envelope
-from device_gateway.service import Decoded, Gateway
-from device_gateway.store import BatchResult
+from device_gateway.ports import StoreUnavailableError
+from device_gateway.results import BatchResult, LotRow
+from tests.gateway_fakes import FakeStore, envelope, fake_gateway
 
 
-def envelope(mid: int) -> Envelope:
-    return Envelope(f"parking/v1/sensors/d{mid}/state", b"{}", mid, 1, 0.0, 0)
-
-
-async def test_a_poison_message_is_isolated(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_poison_message_is_isolated() -> None:
     """Only the refused message is dropped; every other message's batch commits."""
-    settings = GatewaySettings(mqtt_url="mqtt://127.0.0.1:1", database_url="postgresql://x/y")
-    gateway = Gateway(settings, None, asyncio.Event())  # type: ignore[arg-type]
-    committed: list[int] = []
-
-    async def commit(batch: Sequence[Envelope], _decoded: Decoded | None) -> BatchResult:
-        if any(e.mid == 13 for e in batch):
-            raise asyncpg.NumericValueOutOfRangeError("value out of range")
-        committed.extend(e.mid for e in batch)
-        return BatchResult(accepted=len(batch))
-
-    monkeypatch.setattr(gateway, "_commit", commit)
-    result = await gateway.commit_isolating([envelope(i) for i in range(20)])
+    store = FakeStore(poison_devices={"d13"})
+    _, writer = fake_gateway(store)
+    result = await writer.commit_isolating([envelope(i) for i in range(20)])
     assert result is not None
     assert result.accepted == 19
-    assert sorted(committed) == [i for i in range(20) if i != 13]
+    assert sorted(r.seq for r in store.written) == [i for i in range(20) if i != 13]
+    assert writer.metrics.db_errors > 0
 
 
-async def test_other_database_errors_are_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_other_database_errors_are_retried() -> None:
     """An error of the environment (not of the data) retries the same batch, never drops it."""
-    settings = GatewaySettings(mqtt_url="mqtt://127.0.0.1:1", database_url="postgresql://x/y")
-    gateway = Gateway(settings, None, asyncio.Event())  # type: ignore[arg-type]
-    attempts: list[int] = []
-
-    async def commit(batch: Sequence[Envelope], _decoded: Decoded | None) -> BatchResult:
-        attempts.append(len(batch))
-        if len(attempts) < 3:
-            raise asyncpg.DiskFullError("no space left")
-        return BatchResult(accepted=len(batch))
-
-    async def no_sleep(_seconds: float) -> None:
-        return None
-
-    monkeypatch.setattr(gateway, "_commit", commit)
-    monkeypatch.setattr("device_gateway.service.asyncio.sleep", no_sleep)
-    result = await gateway.commit_isolating([envelope(i) for i in range(5)])
+    store = FakeStore(failures=[StoreUnavailableError("disk full"), StoreUnavailableError("disk full")])
+    _, writer = fake_gateway(store)
+    result = await writer.commit_isolating([envelope(i) for i in range(5)])
     assert result is not None
-    assert attempts == [5, 5, 5]
-    assert gateway.metrics.db_errors == 2
+    assert store.attempts == [5, 5, 5]
+    assert len(store.written) == 5
+    assert writer.metrics.db_errors == 2
+
+
+def test_merging_batch_results_keeps_every_field() -> None:
+    """Two halves of a split batch add up to what the whole did: counts, refusals, lots, presence."""
+    row = LotRow("L1", 10, 3, 7, 0, 0, 0, False, datetime(2026, 1, 1, tzinfo=UTC))
+    first = BatchResult(accepted=3, duplicates=1, status_changes=2, presence=4, lots=[row])
+    first.rejected["schema"] = 1
+    second = BatchResult(accepted=5, duplicates=2, status_changes=1, presence=6, lots=[row])
+    second.rejected.update(["schema", "not_json"])
+    merged = first.merge(second)
+    assert (merged.accepted, merged.duplicates, merged.status_changes, merged.presence) == (8, 3, 3, 10)
+    assert merged.rejected == {"schema": 2, "not_json": 1}
+    assert merged.lots == [row, row]
+    empty = BatchResult()
+    assert all(getattr(merged, f.name) != getattr(empty, f.name) for f in fields(BatchResult))

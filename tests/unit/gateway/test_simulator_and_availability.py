@@ -8,7 +8,7 @@ from pathlib import Path
 
 from device_gateway.availability import AvailabilityPublisher, availability_payload
 from device_gateway.decode import Limits, Rejection, SensorReading, decode
-from device_gateway.store import LotRow
+from device_gateway.results import LotRow
 from simulators.city import generate_city, load_city
 from simulators.sensors import CitySimulator, Faults
 

@@ -1,0 +1,102 @@
+"""The gateway's store on PostgreSQL: one asyncpg pool, driver errors translated by SQLSTATE class."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
+
+import asyncpg
+import structlog
+
+from device_gateway.config import GatewaySettings
+from device_gateway.decode import PresenceReport, Rejection, SensorReading
+from device_gateway.ports import PoisonBatchError, StoreUnavailableError
+from device_gateway.results import BatchResult, SweepResult
+from device_gateway.store import prepare_connection, write_batch
+from device_gateway.sweeps import recount_lots, sample_active_lots, sweep_silent
+
+log = structlog.get_logger("device_gateway")
+
+# Only data errors (SQLSTATE classes 22 and 23) mean the rows themselves are refused: the writer
+# then splits the batch to isolate the one message. Every other database error is the environment
+# (connection lost, deadlock, serialization, shutdown, disk full, permissions…): the same work is
+# retried, because dropping messages for it would lose good data.
+POISON = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+# The database went away or is not there yet: the only errors start-up waits out (a wrong password
+# or a missing database stop the process instead of looping).
+TRANSIENT = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+)
+UNAVAILABLE = (*TRANSIENT, asyncpg.PostgresError)
+POOL_SIZE = (2, 3)  # the writer, the liveness sweep, the sampler
+
+
+@contextlib.contextmanager
+def translated() -> Iterator[None]:
+    """Turn asyncpg's errors into the store errors of ``device_gateway.ports``."""
+    try:
+        yield
+    except POISON as exc:
+        raise PoisonBatchError(repr(exc)) from exc
+    except UNAVAILABLE as exc:
+        raise StoreUnavailableError(repr(exc)) from exc
+
+
+async def open_pool(settings: GatewaySettings, stop: asyncio.Event) -> asyncpg.Pool | None:
+    """Connect to PostgreSQL, retrying with exponential back-off until it answers or we stop."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            return await asyncpg.create_pool(
+                settings.database_url, min_size=POOL_SIZE[0], max_size=POOL_SIZE[1], init=prepare_connection
+            )
+        except TRANSIENT as exc:
+            log.warning("db.unavailable", error=str(exc), retry_in_s=delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, settings.gateway_reconnect_max_s)
+    return None
+
+
+class PgSensorStore:
+    """The :class:`~device_gateway.ports.SensorStore` of the SQL in ``store.py`` and ``sweeps.py``."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def write_batch(
+        self,
+        readings: Sequence[SensorReading],
+        presences: Sequence[PresenceReport],
+        rejections: Sequence[Rejection],
+        now: datetime,
+    ) -> BatchResult:
+        """Apply one batch in one transaction."""
+        with translated():
+            async with self._pool.acquire() as conn:
+                return await write_batch(conn, readings, presences, rejections, now)
+
+    async def sweep_silent(self, now: datetime) -> SweepResult:
+        """Turn silent sensors offline and their spots unknown."""
+        with translated():
+            async with self._pool.acquire() as conn:
+                return await sweep_silent(conn, now)
+
+    async def sample_active_lots(self, now: datetime, every: timedelta) -> int:
+        """Sample the occupancy of lots with recent activity."""
+        with translated():
+            async with self._pool.acquire() as conn:
+                return await sample_active_lots(conn, now, every)
+
+    async def recount_lots(self, now: datetime) -> list[str]:
+        """Recompute every lot's counters from its spots."""
+        with translated():
+            async with self._pool.acquire() as conn:
+                return await recount_lots(conn, now)

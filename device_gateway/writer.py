@@ -1,0 +1,159 @@
+"""The batched sensor path: inbox → decode → one transaction per batch → ack after commit."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import structlog
+
+from device_gateway.availability import AvailabilityPublisher
+from device_gateway.config import GatewaySettings
+from device_gateway.decode import PresenceReport, Rejection, SensorReading, decode
+from device_gateway.inbox import Envelope, Inbox
+from device_gateway.metrics import Metrics
+from device_gateway.ports import BrokerLink, PoisonBatchError, SensorStore, StoreUnavailableError
+from device_gateway.results import BatchResult
+
+log = structlog.get_logger("device_gateway")
+Decoded = tuple[list[SensorReading], list[PresenceReport], list[Rejection]]
+STOP_GIVE_UP_S = 10.0  # on SIGTERM with the database down, leave the rest unacked for redelivery
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delays between attempts at the same batch: doubling from *first_s* up to *max_s*."""
+
+    first_s: float = 0.2
+    max_s: float = 30.0
+
+    def delays(self) -> Iterator[float]:
+        """Yield the delay before each retry, for ever."""
+        delay = self.first_s
+        while True:
+            yield delay
+            delay = min(delay * 2, self.max_s)
+
+
+@dataclass
+class SensorWriter:
+    """Drains the sensor inbox in batches; one batch commits while the next is decoded."""
+
+    settings: GatewaySettings
+    inbox: Inbox
+    store: SensorStore
+    link: BrokerLink
+    metrics: Metrics
+    availability: AvailabilityPublisher
+    stop: asyncio.Event
+    backoff: Backoff = field(default_factory=Backoff)
+    name: str = "sensor-writer"
+
+    def decode_batch(self, batch: Sequence[Envelope]) -> Decoded:
+        """Decode a batch; refusals are values, never exceptions."""
+        readings: list[SensorReading] = []
+        presences: list[PresenceReport] = []
+        rejections: list[Rejection] = []
+        prefix, limits, received = self.settings.topic_prefix, self.settings.limits(), self.metrics.received
+        for item in batch:
+            got = decode(
+                item.topic, item.payload, prefix, datetime.fromtimestamp(item.received_at, UTC), limits
+            )
+            if isinstance(got, SensorReading):
+                readings.append(got)
+                received[got.message] += 1
+            elif isinstance(got, PresenceReport):
+                presences.append(got)
+                received["presence"] += 1
+            else:
+                rejections.append(got)
+                received["invalid"] += 1
+        return readings, presences, rejections
+
+    async def commit_with_retry(
+        self, batch: Sequence[Envelope], decoded: Decoded | None = None
+    ) -> BatchResult | None:
+        """Commit a batch, retrying while the store is unavailable; None if we gave up while stopping."""
+        readings, presences, rejections = decoded or self.decode_batch(batch)
+        started = time.monotonic()
+        for delay in self.backoff.delays():
+            try:
+                return await self.store.write_batch(readings, presences, rejections, datetime.now(UTC))
+            except StoreUnavailableError as exc:
+                self.metrics.db_errors += 1
+                log.warning("batch.retry", error=str(exc), rows=len(batch), retry_in_s=delay)
+            if self.stop.is_set() and time.monotonic() - started > STOP_GIVE_UP_S:
+                return None
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable: the back-off never ends")
+
+    async def commit_isolating(
+        self, batch: Sequence[Envelope], decoded: Decoded | None = None
+    ) -> BatchResult | None:
+        """Commit, splitting the batch around a message the database refuses (never expected)."""
+        try:
+            return await self.commit_with_retry(batch, decoded)
+        except PoisonBatchError as exc:
+            self.metrics.db_errors += 1
+            if len(batch) == 1:
+                log.exception("batch.poison", topic=batch[0].topic, error=str(exc))
+                return BatchResult()  # acked and dropped: it would block the stream forever
+            half = len(batch) // 2
+            first = await self.commit_isolating(batch[:half])
+            second = await self.commit_isolating(batch[half:])
+            if first is None or second is None:
+                return None
+            return first.merge(second)
+
+    def record(self, batch: Sequence[Envelope], result: BatchResult, started: float) -> None:
+        """Update metrics after a committed batch."""
+        m = self.metrics
+        m.batches += 1
+        m.accepted += result.accepted
+        m.duplicates += result.duplicates
+        m.status_changes += result.status_changes
+        m.rejected += result.rejected
+        m.batch_size.observe(len(batch))
+        m.flush_seconds.observe(time.monotonic() - started)
+        m.lag_seconds = time.time() - batch[0].received_at
+        m.inbox_depth = len(self.inbox)
+
+    async def run(self) -> None:
+        """Drain the inbox until stopped and empty: one batch commits while the next is decoded."""
+        interval = self.settings.flush_interval_s
+        in_flight: asyncio.Task[bool] | None = None
+        try:
+            while True:
+                if self.stop.is_set():
+                    self.inbox.close()
+                batch = await self.inbox.next_batch(interval, self.stop)
+                decoded = self.decode_batch(batch) if batch else None
+                if in_flight is not None and not await in_flight:
+                    return  # gave up while stopping: the rest stays unacked for redelivery
+                in_flight = None
+                if not batch:
+                    if self.stop.is_set():
+                        return
+                    continue
+                in_flight = asyncio.create_task(self._commit_and_ack(batch, decoded))
+        finally:
+            if in_flight is not None:
+                # Still running only if we were cancelled or failed: stop it, its messages stay unacked.
+                in_flight.cancel()
+                await asyncio.gather(in_flight, return_exceptions=True)
+
+    async def _commit_and_ack(self, batch: list[Envelope], decoded: Decoded | None) -> bool:
+        started = time.monotonic()
+        result = await self.commit_isolating(batch, decoded)
+        if result is None:
+            log.warning("batch.abandoned", rows=len(batch))
+            return False
+        self.link.ack(batch)
+        self.record(batch, result, started)
+        self.availability.update(result.lots)
+        if result.rejected:
+            log.info("batch.rejected", reasons=dict(result.rejected))
+        return True

@@ -1,0 +1,66 @@
+"""The gateway's task group: a stop drains and acks, a cancel stops every task, failures keep traces."""
+
+from __future__ import annotations
+
+import asyncio
+
+from structlog.testing import capture_logs
+
+from tests.gateway_fakes import FakeLink, FakeStore, envelope, fake_gateway
+
+
+def running_tasks() -> set[asyncio.Task[object]]:
+    """Return the tasks of this loop still running, besides the test itself."""
+    return {t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()}
+
+
+async def test_a_stop_drains_commits_and_acks_what_was_received() -> None:
+    """Messages taken before the stop are committed and acknowledged; then every task ends."""
+    store, link = FakeStore(), FakeLink()
+    gateway, writer = fake_gateway(store, link)
+    for mid in range(5):
+        writer.inbox.put(envelope(mid))
+    gateway.stop.set()
+    await asyncio.wait_for(gateway.run(), 10)
+    assert sorted(link.acked) == [0, 1, 2, 3, 4]
+    assert len(store.written) == 5
+    assert (store.recounts, link.started, link.stopped) == (1, True, True)
+    assert running_tasks() == set()
+
+
+async def test_cancelling_run_stops_the_writer_and_every_periodic_task() -> None:
+    """A cancelled run leaves nothing behind, not even a writer in the middle of a commit."""
+    store, link = FakeStore(hold=asyncio.Event()), FakeLink()
+    gateway, writer = fake_gateway(store, link)
+    run = asyncio.create_task(gateway.run())
+    writer.inbox.put(envelope(1))
+    await asyncio.wait_for(store.writing.wait(), 10)  # the writer is inside a commit
+    run.cancel()
+    await asyncio.gather(run, return_exceptions=True)
+    assert run.cancelled()
+    assert running_tasks() == set()
+    assert link.acked == []  # never committed, so never acknowledged: the broker redelivers it
+    assert link.stopped
+
+
+async def test_a_failing_periodic_job_is_logged_with_its_traceback() -> None:
+    """The liveness sweep fails; the failure is logged with exc_info and the job keeps its timer."""
+    store = FakeStore(sweep_failure=RuntimeError("sweep exploded"))
+    gateway, _ = fake_gateway(store)
+    calls = 0
+
+    async def sweep_then_stop() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            gateway.stop.set()
+        await gateway.sweep()
+
+    with capture_logs() as logs:
+        await asyncio.wait_for(gateway.every(0, sweep_then_stop, "liveness"), 10)
+    failures = [e for e in logs if e["event"] == "task.failed"]
+    assert calls == 2
+    assert len(failures) == 2
+    assert failures[0]["task"] == "liveness"
+    assert failures[0]["exc_info"] is True
+    assert failures[0]["log_level"] == "error"
