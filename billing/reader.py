@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 
 from billing.errors import Problem
 from billing.tariff import MINUTES_PER_DAY
+from parking_core.ids import ID_PATTERN, is_valid_id
 
-ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # the contract's id syntax
 TIME_PATTERN = re.compile(r"(\d\d):([0-5]\d)")
 MAX_AMOUNT_FEN = 100_000_000  # ¥1,000,000: anything above is a data-entry error, not a price
 MISSING: Any = object()
@@ -85,8 +85,8 @@ class FieldReader:
     def id_(self, value: Any, path: str) -> str | None:
         """Return *value* if it is an id in the contract's syntax."""
         text = self.str_(value, path)
-        if text is not None and not ID_PATTERN.fullmatch(text):
-            self.fail(path, "must match [A-Za-z0-9_.-]{1,64}")
+        if text is not None and not is_valid_id(text):
+            self.fail(path, f"must match {ID_PATTERN.pattern}")
             return None
         return text
 

@@ -14,7 +14,7 @@ def availability_payload(row: LotRow) -> bytes:
     """Return the availability message of a lot."""
     counts = LotCounts(row.capacity, row.free, row.occupied, row.reserved, row.unknown, row.closed)
     status = lot_status(counts, closed=row.lot_closed)
-    message = Availability(ts=row.updated_at, free=row.free, capacity=row.capacity, status=status.value)
+    message = Availability(ts=row.updated_at, free=row.free, capacity=row.capacity, status=status)
     return message.model_dump_json().encode()
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+from parking_core.lots import LotStatus
 
 # Sensors send small integers; the bounds only stop absurd values from reaching the database.
 MAX_SEQ = 2**63 - 1
@@ -49,7 +50,7 @@ class Availability(BaseModel):
     ts: AwareDatetime
     free: int
     capacity: int
-    status: Literal["open", "almost_full", "full", "closed", "unknown"]
+    status: LotStatus
 
 
 # Built once at import: validation is on the hot path.

@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 import structlog
 from aiohttp import web
+from asyncpg.exceptions import InternalClientError
 
 from billing import (
     BillingError,
@@ -84,9 +85,9 @@ def database_problem(exc: asyncpg.PostgresError, request: web.Request) -> Proble
 
 
 def interface_problem(exc: asyncpg.InterfaceError, request: web.Request) -> ProblemError:
-    """A closing pool is a restart (503); any other misuse of asyncpg is ours (500)."""
-    if str(exc).startswith("pool is"):
-        return unavailable("the server is restarting; retry later")
+    """A closing pool or a connection the server closed is a restart (503); other misuse is ours."""
+    if str(exc).startswith(("pool is", "connection is closed")):
+        return unavailable("the database connection is closing; retry later")
     return internal(exc, request)
 
 
@@ -143,6 +144,8 @@ TRANSLATIONS: tuple[tuple[type[BaseException], Translator], ...] = (
     # the database, by SQLSTATE class
     (asyncpg.PostgresError, database_problem),
     (asyncpg.InterfaceError, interface_problem),
+    # Seen when the server terminates an idle pooled connection and the next query races the notice.
+    (InternalClientError, lambda _e, _r: unavailable("the database dropped the connection; retry")),
     (ConnectionError, lambda _e, _r: unavailable("the database refused or dropped the connection")),
     (TimeoutError, lambda _e, _r: unavailable("no database connection became free in time")),
 )

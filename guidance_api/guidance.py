@@ -7,28 +7,33 @@ from typing import Any
 
 from aiohttp import web
 
+from billing import VehicleClass
 from guidance_api.context import DB_POOL, utc_now
 from guidance_api.openapi import Param, RouteDoc, Routes
 from guidance_api.params import bad_param, float_param, int_param
 from guidance_api.pricing_view import first_hour_price
-from guidance_api.queries import lot_view, row_status
+from guidance_api.queries import MAY_BE_OFFERED, lot_view, row_status
+from guidance_api.requests import ID_SCHEMA, query_id
+from parking_core.lots import LotStatus
 
 routes = Routes()
 
 MAX_RADIUS_M = 50_000  # a city's width: further than this, guidance is not what the driver wants
-VEHICLE_CLASSES = ("small_car", "large_car", "new_energy", "motorcycle")
+VEHICLE_CLASSES = tuple(v.value for v in VehicleClass)  # what billing prices
+NOT_OFFERED = frozenset({LotStatus.FULL, LotStatus.CLOSED})
 
 # Nearest first by the GiST index on earth_point (KNN), within the radius (earth_box is a cube
-# bounding box, refined by the exact earth_distance). Closed and full lots are not offered.
-VACANCIES = """
+# bounding box, refined by the exact earth_distance). Closed and full lots are not offered: the
+# filter is the core's lot-status rule, in SQL generated from its constants (queries.py); a lot
+# without places (capacity 0, status unknown by the rule) has nothing to offer either.
+VACANCIES = f"""
 SELECT lot_id, name, kind, district_id, lat, lon, capacity, status AS lot_status, tariff_id, time_zone,
        free_count, occupied_count, reserved_count, unknown_count, closed_count, counts_updated_at,
        earth_distance(earth_point, ll_to_earth($1, $2)) AS distance_m
 FROM lots
 WHERE earth_box(ll_to_earth($1, $2), $3) @> earth_point
   AND earth_distance(earth_point, ll_to_earth($1, $2)) <= $3
-  AND status = 'open'
-  AND (free_count > 0 OR unknown_count * 2 > capacity)
+  AND capacity > 0 AND {MAY_BE_OFFERED}
 ORDER BY earth_point <-> ll_to_earth($1, $2)
 LIMIT $4
 """
@@ -74,8 +79,8 @@ async def get_vacancies(request: web.Request) -> web.Response:
     known: list[tuple[dict[str, Any], str | None]] = []
     unknown: list[tuple[dict[str, Any], str | None]] = []
     for row in rows:
-        status = row_status(row).value
-        if status in {"full", "closed"}:
+        status = row_status(row)
+        if status in NOT_OFFERED:
             continue
         item = {
             "lot_id": row["lot_id"],
@@ -86,11 +91,11 @@ async def get_vacancies(request: web.Request) -> web.Response:
             "distance_m": round(row["distance_m"]),
             "free": row["free_count"],
             "capacity": row["capacity"],
-            "status": status,
+            "status": status.value,
             "updated_at": row["counts_updated_at"].isoformat() if row["counts_updated_at"] else None,
             "data_age_s": _age_s(row["counts_updated_at"], now),
         }
-        (unknown if status == "unknown" else known).append((item, row["tariff_id"]))
+        (unknown if status is LotStatus.UNKNOWN else known).append((item, row["tariff_id"]))
     # Price only what is returned, once per tariff: the same hour from the same instant costs the same.
     prices: dict[str | None, int | None] = {}
     items = []
@@ -103,11 +108,18 @@ async def get_vacancies(request: web.Request) -> web.Response:
 
 
 @routes.add(
-    RouteDoc("GET", "/v1/lots", "Every lot with its live counts", "lots", "public", (Param("district_id"),))
+    RouteDoc(
+        "GET",
+        "/v1/lots",
+        "Every lot with its live counts",
+        "lots",
+        "public",
+        (Param("district_id", schema=ID_SCHEMA),),
+    )
 )
 async def list_lots(request: web.Request) -> web.Response:
     """For maps and city screens; the same fields as one lot."""
-    district = request.query.get("district_id")
+    district = query_id(request, "district_id")
     rows = await request.app[DB_POOL].fetch(
         "SELECT lot_id, name, kind, district_id, lat, lon, capacity, status AS lot_status, tariff_id,"
         " free_count, occupied_count, reserved_count, unknown_count, closed_count, counts_updated_at"

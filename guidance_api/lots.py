@@ -10,6 +10,8 @@ from guidance_api.context import DB_POOL
 from guidance_api.openapi import Param, RouteDoc, Routes
 from guidance_api.queries import LOT_DETAIL, LOT_SPOTS, lot_view
 from guidance_api.requests import ID_SCHEMA, path_id, unknown_lot
+from parking_core.lots import LotStatus
+from parking_core.occupancy import SpotStatus
 
 routes = Routes()
 
@@ -28,7 +30,7 @@ LOT_SCHEMA: dict[str, Any] = {
         "reserved": {"type": "integer"},
         "unknown": {"type": "integer"},
         "closed": {"type": "integer"},
-        "status": {"enum": ["open", "almost_full", "full", "closed", "unknown"]},
+        "status": {"enum": [s.value for s in LotStatus]},
         "updated_at": {"type": ["string", "null"], "format": "date-time"},
         "tariff_id": {"type": ["string", "null"]},
     },
@@ -72,7 +74,7 @@ async def get_lot(request: web.Request) -> web.Response:
                         "type": "object",
                         "properties": {
                             "spot_id": {"type": "string"},
-                            "status": {"enum": ["free", "occupied", "reserved", "closed", "unknown"]},
+                            "status": {"enum": [s.value for s in SpotStatus]},
                             "since": {"type": "string", "format": "date-time"},
                         },
                     },

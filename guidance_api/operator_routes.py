@@ -15,11 +15,12 @@ from guidance_api.params import int_param
 from guidance_api.problems import ProblemError, field_error
 from guidance_api.requests import ID_SCHEMA, query_id
 from guidance_api.scope import SCOPE_FILTER, check_lot_scope, scope_args
+from parking_core.liveness import DeviceStatus
 
 routes = Routes()
 MAX_PAGE = 1000  # enough for a screen; operators page with `before`
 DEFAULT_PAGE = 100
-DEVICE_STATUSES = ("online", "offline", "unknown")
+DEVICE_STATUSES = tuple(s.value for s in DeviceStatus)
 
 
 def _iso(value: datetime | None) -> str | None:

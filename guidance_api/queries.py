@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from parking_core.lots import LotCounts, LotStatus
+from parking_core.lots import UNKNOWN_MAJORITY, LotCounts, LotStatus
 from parking_core.lots import lot_status as lot_status_of
+
+# The lots that the core's rule (parking_core.lots.lot_status) offers to a driver: neither closed (by
+# the operator, or every spot closed) nor full, over the columns of `lots`. Built from the rule's
+# constants; tests/integration/api/test_lot_status_sql.py proves it equal to the rule for any counts.
+MAY_BE_OFFERED = (
+    "(status <> 'closed' AND NOT (capacity > 0 AND closed_count >= capacity)"
+    f" AND (capacity <= 0 OR unknown_count > capacity * {UNKNOWN_MAJORITY} OR free_count > 0))"
+)
 
 LOT_DETAIL = """
 SELECT lot_id, name, kind, district_id, lat, lon, capacity, status AS lot_status, tariff_id,

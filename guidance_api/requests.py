@@ -12,12 +12,12 @@ from guidance_api import problem_types as pt
 from guidance_api.auth import require_admin
 from guidance_api.context import principal
 from guidance_api.problems import ProblemError, field_error, validation_problem
+from guidance_api.schemas import ID_SCHEMA
 from parking_core.ids import ID_PATTERN, is_valid_id
 
-Body = TypeVar("Body", bound=BaseModel)
+__all__ = ["ID_SCHEMA", "admin_only", "parse_body", "path_id", "query_id", "read_json", "unknown_lot"]
 
-# The OpenAPI schema of an id, from the core's one pattern.
-ID_SCHEMA: dict[str, Any] = {"type": "string", "pattern": f"^{ID_PATTERN.pattern}$"}
+Body = TypeVar("Body", bound=BaseModel)
 
 
 def bad_id(name: str) -> ProblemError:

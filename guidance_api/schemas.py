@@ -2,27 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self
+from datetime import timedelta
+from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
+from parking_core.ids import ID_PATTERN, is_valid_id
+from parking_core.liveness import default_stale_after
 from parking_core.plates import is_plausible_plate, normalise_plate
+from parking_core.topics import DeviceKind
 
-Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+# The JSON schema of an id (OpenAPI), from the core's one pattern.
+ID_SCHEMA: dict[str, Any] = {"type": "string", "pattern": f"^{ID_PATTERN.pattern}$"}
+
+
+def _checked_id(value: str) -> str:
+    if not is_valid_id(value):
+        raise PydanticCustomError("pattern", "must match {pattern}", {"pattern": ID_PATTERN.pattern})
+    return value
+
+
+# An id in a body, checked by the core's one id check.
+Identifier = Annotated[str, AfterValidator(_checked_id), WithJsonSchema(ID_SCHEMA)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 MAX_LOT_CAPACITY = 100_000  # the largest car parks in China hold ~10k; anything above is a typo
-DEFAULT_STALE_MARGIN_S = 60  # CONTRACT: default stale window is 2 × heartbeat + 60 s
 
 
 class _Body(BaseModel):
@@ -92,7 +108,7 @@ class LotBody(_Body):
 class DeviceBody(_Body):
     """``PUT /v1/admin/devices/{device_id}``."""
 
-    kind: Literal["bay_sensor", "gate", "sign"]
+    kind: DeviceKind
     spot_id: Identifier | None = Field(default=None, validate_default=True)
     lot_id: Identifier | None = Field(default=None, validate_default=True)
     lane: Literal["entry", "exit", "both"] | None = Field(default=None, validate_default=True)
@@ -143,7 +159,7 @@ class DeviceBody(_Body):
         """Return the stale window: given, or 2 × heartbeat + 60 s."""
         if self.stale_after_s is not None:
             return self.stale_after_s
-        return 2 * self.heartbeat_interval_s + DEFAULT_STALE_MARGIN_S
+        return int(default_stale_after(timedelta(seconds=self.heartbeat_interval_s)).total_seconds())
 
 
 class TokenBody(_Body):

@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
+from asyncpg.exceptions import InternalClientError
 
 from billing import ExitBeforeEntryError, NaiveDatetimeError, NoTariffInForceError, parse_tariff
 from billing.errors import TariffValidationError
@@ -79,6 +80,8 @@ CASES = [
     (web.HTTPMethodNotAllowed("DELETE", ["GET"]), GET, 405, "method_not_allowed", None),
     (web.HTTPRequestEntityTooLarge(8, 9), PUT, 413, "body_too_large", None),
     (asyncpg.InterfaceError("pool is closing"), GET, 503, "unavailable", None),
+    (asyncpg.InterfaceError("connection is closed"), GET, 503, "unavailable", None),
+    (InternalClientError("cannot switch to state 11"), GET, 503, "unavailable", None),
     (ConnectionRefusedError(111, "Connection refused"), GET, 503, "unavailable", None),
     (TimeoutError(), GET, 503, "unavailable", None),
     (asyncpg.InterfaceError("cannot perform operation: another operation is in progress"), GET, 500,
