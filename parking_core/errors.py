@@ -53,3 +53,24 @@ class NaiveTimeError(ParkingError, ValueError):
     def __init__(self, what: str) -> None:
         super().__init__(f"{what} must carry a UTC offset")
         self.what = what
+
+
+class IllegalTransitionError(ParkingError, ValueError):
+    """Raised when a session is asked to move to a state its state machine does not allow."""
+
+    def __init__(self, session_id: str, current: str, target: str) -> None:
+        super().__init__(f"session {session_id!r} cannot go from {current} to {target}")
+        self.session_id = session_id
+        self.current = current
+        self.target = target
+
+
+class SessionAlreadyOpenError(ParkingError, ValueError):
+    """Raised when a second session would open for a plate or a spot that already has one."""
+
+    def __init__(self, lot_id: str, plate: str | None, spot_id: str | None) -> None:
+        what = f"plate {plate!r}" if plate is not None else f"spot {spot_id!r}"
+        super().__init__(f"{what} already has an open session at lot {lot_id!r}")
+        self.lot_id = lot_id
+        self.plate = plate
+        self.spot_id = spot_id
