@@ -63,7 +63,12 @@ WITH c AS (
            count(s.spot_id) FILTER (WHERE s.status = 'reserved') AS reserved,
            count(s.spot_id) FILTER (WHERE s.status = 'unknown') AS unknown,
            count(s.spot_id) FILTER (WHERE s.status = 'closed') AS closed
-    FROM lots l LEFT JOIN spots s ON s.lot_id = l.lot_id GROUP BY l.lot_id
+    FROM lots l LEFT JOIN spots s ON s.lot_id = l.lot_id WHERE l.counted_by = 'sensors' GROUP BY l.lot_id
+    UNION ALL  -- lots counted at their gates: capacity minus the sessions inside (docs/gates.md)
+    SELECT l.lot_id, l.capacity - least(count(x.session_id), l.capacity),
+           least(count(x.session_id), l.capacity), 0, 0, 0
+    FROM lots l LEFT JOIN sessions x ON x.lot_id = l.lot_id AND x.state IN ('pending', 'open')
+    WHERE l.counted_by = 'gates' GROUP BY l.lot_id
 )
 UPDATE lots l SET free_count = c.free, occupied_count = c.occupied, reserved_count = c.reserved,
                   unknown_count = c.unknown, closed_count = c.closed, counts_updated_at = $1
@@ -102,7 +107,7 @@ async def sample_active_lots(conn: Conn, now: datetime, every: timedelta) -> int
 
 
 async def recount_lots(conn: Conn, now: datetime) -> list[str]:
-    """Recompute every lot's counters from its spots (start-up repair); return lots that changed."""
+    """Recompute every lot's counters from its spots or sessions (start-up repair); return lots changed."""
     async with conn.transaction():
         await conn.fetch(LOCK_ALL_LOTS)
         return [r["lot_id"] for r in await conn.fetch(RECOUNT, now)]

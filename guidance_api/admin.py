@@ -75,6 +75,7 @@ async def put_lot_route(request: web.Request) -> web.Response:
         tariff_id=body.tariff_id,
         status=body.status,
         spots=[SpotSpec(s.spot_id, s.label, s.zone_id) for s in body.spots],
+        counted_by=body.counted_by,
     )
     async with request.app[DB_POOL].acquire() as conn:
         created = await put_lot(conn, lot_id, spec)

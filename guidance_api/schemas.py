@@ -71,6 +71,8 @@ class LotBody(_Body):
     time_zone: str = "Asia/Shanghai"
     tariff_id: Identifier | None = None
     status: Literal["open", "closed"] = "open"
+    # "gates": a closed car park counted at its barriers (free = capacity - sessions inside)
+    counted_by: Literal["sensors", "gates"] = "sensors"
     spots: list[SpotBody] = Field(default_factory=list, max_length=MAX_LOT_CAPACITY, validate_default=True)
 
     @field_validator("time_zone")

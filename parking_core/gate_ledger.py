@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from parking_core.gate_decisions import (
     Decision,
@@ -27,8 +27,13 @@ from parking_core.ids import DeviceId, LotId
 from parking_core.plate_matching import PlateMatch
 from parking_core.sessions import SessionState
 
-# price(entry time, exit time, plate) -> fen; the gateway passes the tariff engine.
-PriceStay = Callable[[datetime, datetime, str], int]
+# An amount charged at an instant (the tariff engine's TimedCharge, as a plain pair).
+Charge = tuple[datetime, int]
+# price(entry, exit, plate, the plate's earlier charges at the lot) -> (fen, this stay's charges):
+# the gateway passes the tariff engine, so the daily cap counts across stays.
+PriceStay = Callable[[datetime, datetime, str, list[Charge]], tuple[int, list[Charge]]]
+# Earlier stays ending this long before an entry still count against its daily cap.
+EARLIER_LOOKBACK = timedelta(days=2)
 
 
 @dataclass(slots=True)
@@ -45,6 +50,7 @@ class LedgerSession:
     paid_fen: int = 0
     no_entry: bool = False
     entry_device: DeviceId | None = None
+    charges: list[Charge] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -135,16 +141,31 @@ class GateLedger:
                 decision = replace(decision, session_id=session_id)
             return decision
         session = next(self.sessions[s.session_id] for s in inside if s.plate == match.plate)
-        amount = session.amount_fen if session.no_entry else None
-        if amount is None:
-            amount = self.price(session.started_at, read.ts, session.plate)
+        charges: list[Charge] = []
+        if session.no_entry:
+            amount = session.amount_fen or 0
+        else:
+            earlier = self.earlier_charges(session, read.ts)
+            amount, charges = self.price(session.started_at, read.ts, session.plate, earlier)
         charge = StayCharge(session.session_id, session.plate, session.started_at, amount, session.paid_fen)
         decision = decide_exit(read, charge, match.score, ExitOptions())
         if decision.effect is SessionEffect.CLOSE:
             session.state, session.ended_at, session.amount_fen = SessionState.PRICED, read.ts, amount
+            session.charges = charges
             if charge.due_fen == 0:
                 session.state = SessionState.PAID
         return decision
+
+    def earlier_charges(self, session: LedgerSession, until: datetime) -> list[Charge]:
+        """Return the charges of the plate's earlier priced stays at the lot (for the daily cap)."""
+        since = session.started_at - EARLIER_LOOKBACK
+        return [
+            charge
+            for s in self.sessions.values()
+            if s.plate == session.plate and s.lot_id == session.lot_id and not s.no_entry
+            if s.ended_at is not None and since < s.ended_at <= until and s.amount_fen is not None
+            for charge in s.charges
+        ]
 
     def pay(self, session_id: str, amount_fen: int) -> None:
         """Record a payment at a pay station on an open session."""

@@ -26,10 +26,15 @@ def lot_of(device: DeviceId) -> LotId:
     return LotId(device.rsplit("-", 1)[0])
 
 
-def price_by_hour(entry: datetime, exit_at: datetime, _plate: str) -> int:
-    """A simple tariff for the model: 15 minutes free, then 300 fen per started hour."""
+def price_by_hour(
+    entry: datetime, exit_at: datetime, _plate: str, earlier: list[tuple[datetime, int]]
+) -> tuple[int, list[tuple[datetime, int]]]:
+    """A simple tariff for the model: 15 minutes free, then 300 fen per started hour, 1500 a day."""
     minutes = int((exit_at - entry).total_seconds()) // 60
-    return 0 if minutes <= 15 else 300 * ((minutes + 59) // 60)
+    hours = 0 if minutes <= 15 else (minutes + 59) // 60
+    room = max(0, 1500 - sum(amount for _, amount in earlier))
+    amount = min(300 * hours, room)
+    return amount, [(entry, amount)] if amount else []
 
 
 @st.composite

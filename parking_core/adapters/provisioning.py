@@ -53,6 +53,7 @@ class LotSpec:
     tariff_id: str | None
     status: str
     spots: Sequence[SpotSpec]
+    counted_by: str = "sensors"  # or "gates": free = capacity - sessions inside (docs/gates.md)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,15 @@ WHERE lots.lot_id = $1
 """
 
 
+_RECOUNT_GATES = """
+UPDATE lots SET occupied_count = least(i.inside, lots.capacity),
+                free_count = lots.capacity - least(i.inside, lots.capacity), counts_updated_at = now()
+FROM (SELECT count(*)::integer AS inside FROM sessions
+      WHERE lot_id = $1 AND state IN ('pending', 'open')) AS i
+WHERE lots.lot_id = $1
+"""
+
+
 async def put_lot(conn: Connection, lot_id: str, spec: LotSpec) -> bool:
     """Create or replace a lot and its spots, in one transaction; return True if created."""
     async with conn.transaction():
@@ -129,10 +139,11 @@ async def put_lot(conn: Connection, lot_id: str, spec: LotSpec) -> bool:
             )
         created: bool = await conn.fetchval(
             "INSERT INTO lots (lot_id, district_id, name, kind, lat, lon, capacity, time_zone, tariff_id,"
-            " status, unknown_count) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0)"
+            " status, unknown_count, counted_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11)"
             " ON CONFLICT (lot_id) DO UPDATE SET district_id = EXCLUDED.district_id, name = EXCLUDED.name,"
             " kind = EXCLUDED.kind, lat = EXCLUDED.lat, lon = EXCLUDED.lon, capacity = EXCLUDED.capacity,"
             " time_zone = EXCLUDED.time_zone, tariff_id = EXCLUDED.tariff_id, status = EXCLUDED.status,"
+            " counted_by = EXCLUDED.counted_by,"
             " free_count = 0, occupied_count = 0, reserved_count = 0, unknown_count = 0, closed_count = 0,"
             " updated_at = now() RETURNING (xmax = 0)",
             lot_id,
@@ -145,6 +156,7 @@ async def put_lot(conn: Connection, lot_id: str, spec: LotSpec) -> bool:
             spec.time_zone,
             spec.tariff_id,
             spec.status,
+            spec.counted_by,
         )
         await conn.execute(
             "DELETE FROM spots WHERE lot_id = $1 AND NOT spot_id = ANY($2::text[])", lot_id, wanted
@@ -154,7 +166,7 @@ async def put_lot(conn: Connection, lot_id: str, spec: LotSpec) -> bool:
             " ON CONFLICT (spot_id) DO UPDATE SET label = EXCLUDED.label, zone_id = EXCLUDED.zone_id",
             [(s.spot_id, lot_id, s.label, s.zone_id) for s in spec.spots],
         )
-        await conn.execute(_RECOUNT, lot_id)
+        await conn.execute(_RECOUNT if spec.counted_by == "sensors" else _RECOUNT_GATES, lot_id)
     return created
 
 

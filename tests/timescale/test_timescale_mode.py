@@ -27,6 +27,11 @@ HISTORY_HYPERTABLES = {
     "spot_status_changes": "7 days",
     "device_presence_changes": "30 days",
     "lot_occupancy": "7 days",
+    "gate_reads": "30 days",
+    "gate_passages": "30 days",
+    "gate_acks": "30 days",
+    "gate_events": "30 days",
+    "plate_lookups": "30 days",
 }
 FIVE_MINUTES = timedelta(minutes=5)
 BUCKET_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)  # the origin TIME_WEIGHTED_SERIES buckets from
@@ -210,7 +215,7 @@ def test_second_upgrade_applies_nothing(migrated: Migrated) -> None:
 
 
 def test_history_tables_are_hypertables(db: PgliteSession) -> None:
-    """The four history tables are hypertables with the chunk intervals and compression we set."""
+    """The history tables are hypertables with the chunk intervals and compression we set."""
     rows = db.query(
         "SELECT hypertable_name, compression_enabled FROM timescaledb_information.hypertables"
         " WHERE hypertable_schema = 'public'"
@@ -381,6 +386,10 @@ def test_policies_are_registered(db: PgliteSession) -> None:
         ("policy_retention", "spot_status_changes"): {"drop_after": "730 days"},
         ("policy_retention", "device_presence_changes"): {"drop_after": "365 days"},
         ("policy_retention", "lot_occupancy"): {"drop_after": "90 days"},
+        ("policy_retention", "gate_reads"): {"drop_after": "730 days"},
+        ("policy_retention", "gate_passages"): {"drop_after": "730 days"},
+        ("policy_retention", "gate_acks"): {"drop_after": "90 days"},
+        ("policy_retention", "gate_events"): {"drop_after": "365 days"},
     }
     assert len(rows) == len(got)
 
