@@ -401,7 +401,7 @@ def test_every_policy_job_runs(db: PgliteSession) -> None:
         " WHERE proc_name IN ('policy_refresh_continuous_aggregate', 'policy_compression',"
         " 'policy_retention') ORDER BY job_id"
     )
-    assert len(jobs) == 8
+    assert len(jobs) == 12  # 8 of the sensor history, 4 retention policies of the gate history
     for job in jobs:
         try:
             run_job(db, job["job_id"])
