@@ -11,17 +11,19 @@ from guidance_api.auth import new_token, token_digest
 from guidance_api.context import BROKER, DB_POOL, SETTINGS
 from guidance_api.openapi import Param, RouteDoc, Routes
 from guidance_api.requests import ID_SCHEMA, admin_only, parse_body, path_id
-from guidance_api.schemas import DeviceBody, DistrictBody, LotBody, TokenBody
+from guidance_api.schemas import DeviceBody, DistrictBody, LotBody, TokenBody, ZoneBody
 from parking_core.adapters.broker_files import hash_password, new_device_password
 from parking_core.adapters.provisioning import (
     DeviceSpec,
     LotSpec,
     SpotSpec,
     TokenSpec,
+    ZoneSpec,
     create_token,
     put_device,
     put_district,
     put_lot,
+    put_zone,
 )
 
 routes = Routes()
@@ -80,6 +82,31 @@ async def put_lot_route(request: web.Request) -> web.Response:
     async with request.app[DB_POOL].acquire() as conn:
         created = await put_lot(conn, lot_id, spec)
     out = body.model_dump() | {"lot_id": lot_id, "capacity": spec.capacity}
+    return web.json_response(out, status=201 if created else 200)
+
+
+@routes.add(
+    RouteDoc(
+        "PUT",
+        "/v1/admin/zones/{zone_id}",
+        "Create or update a zone of a lot",
+        "admin",
+        "admin",
+        (Param("zone_id", "path", ID_SCHEMA),),
+        ZoneBody,
+    )
+)
+async def put_zone_route(request: web.Request) -> web.Response:
+    """Idempotent. A zone belongs to one lot for good (another `lot_id` is a 409); spots join it
+    through `zone_id` in `PUT /v1/admin/lots/{lot_id}`, and `GET /v1/lots/{lot_id}/zones` rolls it up.
+    """
+    await admin_only(request)
+    zone_id = path_id(request, "zone_id")
+    body = await parse_body(request, ZoneBody)
+    spec = ZoneSpec(body.lot_id, body.name, body.kind.value if body.kind else None)
+    async with request.app[DB_POOL].acquire() as conn:
+        created = await put_zone(conn, zone_id, spec)
+    out = body.model_dump(mode="json") | {"zone_id": zone_id}
     return web.json_response(out, status=201 if created else 200)
 
 

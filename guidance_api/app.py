@@ -18,6 +18,7 @@ from guidance_api import (
     operator_routes,
     overview,
     tariff_routes,
+    zones,
 )
 from guidance_api.broker import BrokerSync
 from guidance_api.context import BROKER, DB_POOL, SETTINGS, TARIFFS
@@ -35,6 +36,7 @@ def all_routes() -> Routes:
     for module in (
         guidance,
         lots,
+        zones,
         tariff_routes,
         operator_routes,
         operator_history,

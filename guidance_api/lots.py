@@ -74,6 +74,7 @@ async def get_lot(request: web.Request) -> web.Response:
                         "type": "object",
                         "properties": {
                             "spot_id": {"type": "string"},
+                            "zone_id": {"type": ["string", "null"]},
                             "status": {"enum": [s.value for s in SpotStatus]},
                             "since": {"type": "string", "format": "date-time"},
                         },
@@ -90,5 +91,13 @@ async def get_lot_spots(request: web.Request) -> web.Response:
     rows = await pool.fetch(LOT_SPOTS, lot_id)
     if not rows and await pool.fetchval("SELECT 1 FROM lots WHERE lot_id = $1", lot_id) is None:
         raise unknown_lot(lot_id)
-    items = [{"spot_id": r["spot_id"], "status": r["status"], "since": r["since"].isoformat()} for r in rows]
+    items = [
+        {
+            "spot_id": r["spot_id"],
+            "zone_id": r["zone_id"],
+            "status": r["status"],
+            "since": r["since"].isoformat(),
+        }
+        for r in rows
+    ]
     return web.json_response({"items": items})

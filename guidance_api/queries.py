@@ -21,7 +21,7 @@ SELECT lot_id, name, kind, district_id, lat, lon, capacity, status AS lot_status
 FROM lots WHERE lot_id = $1
 """
 
-LOT_SPOTS = "SELECT spot_id, status, since FROM spots WHERE lot_id = $1 ORDER BY spot_id"
+LOT_SPOTS = "SELECT spot_id, zone_id, status, since FROM spots WHERE lot_id = $1 ORDER BY spot_id"
 
 
 def row_counts(row: Any) -> LotCounts:

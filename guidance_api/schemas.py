@@ -20,6 +20,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from billing import LotKind
 from parking_core.ids import ID_PATTERN, is_valid_id
 from parking_core.liveness import default_stale_after
 from parking_core.plates import is_plausible_plate, normalise_plate
@@ -49,6 +50,16 @@ class DistrictBody(_Body):
     """``PUT /v1/admin/districts/{district_id}``."""
 
     name: Name
+
+
+class ZoneBody(_Body):
+    """``PUT /v1/admin/zones/{zone_id}``: a zone of a lot (a floor, a section, a block of bays)."""
+
+    lot_id: Identifier
+    name: Name
+    kind: LotKind | None = Field(
+        default=None, description="where the zone is, in billing's words: what a tariff is made for"
+    )
 
 
 class SpotBody(_Body):

@@ -57,6 +57,15 @@ class LotSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ZoneSpec:
+    """A zone of a lot as the admin declares it."""
+
+    lot_id: str
+    name: str
+    kind: str | None = None  # billing's lot kind: on_street, above_ground, underground
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceSpec:
     """A device as the admin declares it."""
 
@@ -79,6 +88,43 @@ async def put_district(conn: Connection, district_id: str, name: str) -> bool:
         name,
     )
     return created
+
+
+async def put_zone(conn: Connection, zone_id: str, spec: ZoneSpec) -> bool:
+    """Create or update a zone of a lot; a zone never moves to another lot. Return True if created."""
+    async with conn.transaction():
+        if await conn.fetchval("SELECT 1 FROM lots WHERE lot_id = $1", spec.lot_id) is None:
+            raise UnknownReferenceError(f"unknown lot {spec.lot_id!r}", "lot_id")
+        owner = await conn.fetchval("SELECT lot_id FROM zones WHERE zone_id = $1 FOR UPDATE", zone_id)
+        if owner is not None and owner != spec.lot_id:
+            raise ConflictError(f"zone {zone_id!r} belongs to lot {owner!r}", "lot_id")
+        created: bool = await conn.fetchval(
+            "INSERT INTO zones (zone_id, lot_id, name, kind) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (zone_id) DO UPDATE SET name = EXCLUDED.name, kind = EXCLUDED.kind,"
+            " updated_at = now() RETURNING (xmax = 0)",
+            zone_id,
+            spec.lot_id,
+            spec.name,
+            spec.kind,
+        )
+        return created
+
+
+async def check_spot_zones(conn: Connection, lot_id: str, spots: Sequence[SpotSpec]) -> None:
+    """Raise UnknownReferenceError naming the first spot whose zone is not one of *lot_id*'s."""
+    named = {s.zone_id for s in spots if s.zone_id is not None}
+    if not named:
+        return
+    rows = await conn.fetch(
+        "SELECT zone_id FROM zones WHERE zone_id = ANY($1::text[]) AND lot_id = $2", sorted(named), lot_id
+    )
+    known = {r["zone_id"] for r in rows}
+    for index, spot in enumerate(spots):
+        if spot.zone_id is not None and spot.zone_id not in known:
+            raise UnknownReferenceError(
+                f"lot {lot_id!r} has no zone {spot.zone_id!r} (PUT /v1/admin/zones/{spot.zone_id} first)",
+                f"spots[{index}].zone_id",
+            )
 
 
 _RECOUNT = """
@@ -125,6 +171,7 @@ async def put_lot(conn: Connection, lot_id: str, spec: LotSpec) -> bool:
                 f"spot {foreign[0]['spot_id']!r} belongs to lot {foreign[0]['lot_id']!r}",
                 f"spots[{index}].spot_id",
             )
+        await check_spot_zones(conn, lot_id, spec.spots)
         bound = await conn.fetch(
             "SELECT s.spot_id, d.device_id FROM spots s JOIN devices d USING (spot_id)"
             " WHERE s.lot_id = $1 AND NOT s.spot_id = ANY($2::text[])",
