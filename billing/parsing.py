@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from billing.errors import TariffValidationError
 from billing.reader import FieldReader, join_path
 from billing.tariff import (
-    DEFAULT_TIME_ZONE,
     MINUTES_PER_DAY,
     Band,
     CapWindow,
@@ -25,6 +24,7 @@ from billing.tariff import (
     VehicleRule,
     format_minute,
 )
+from parking_core.lots import DEFAULT_TIME_ZONE
 
 MAX_FACTOR_PERCENT = 1000  # a class paying more than ten times the base price is surely a typo
 RULE_FIELDS = frozenset(

@@ -10,8 +10,8 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from billing.errors import NaiveDatetimeError, NoTariffInForceError
+from parking_core.lots import DEFAULT_TIME_ZONE
 
-DEFAULT_TIME_ZONE = "Asia/Shanghai"  # the contract's default lot time zone
 MINUTES_PER_DAY = 24 * 60
 
 

@@ -21,6 +21,7 @@ from guidance_api.params import bad_param
 from guidance_api.problems import ProblemError
 from guidance_api.requests import ID_SCHEMA, path_id
 from guidance_api.scope import SCOPE_FILTER, check_lot_scope, scope_args
+from parking_core.lots import DEFAULT_TIME_ZONE
 from parking_core.time_weight import SOURCE_OFFLINE, is_source_offline
 
 routes = Routes()
@@ -30,7 +31,7 @@ PERIODS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 # chart cannot show it and the request would read too much of the 5-minute view at once.
 MAX_DAYS = {"hour": 31, "day": 366}
 DEFAULT_DAYS = {"hour": 1, "day": 7}  # today by the hour; the last week by the day
-DEFAULT_ZONE = "Asia/Shanghai"  # CONTRACT.md: the lot time zone when none is set
+DEFAULT_ZONE = DEFAULT_TIME_ZONE  # CONTRACT.md: the lot time zone when none is set
 MICROS = 1_000_000
 
 LOTS = f"""

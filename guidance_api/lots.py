@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from aiohttp import web
 
@@ -10,6 +10,7 @@ from guidance_api.context import DB_POOL
 from guidance_api.openapi import Param, RouteDoc, Routes
 from guidance_api.queries import LOT_DETAIL, LOT_SPOTS, lot_view
 from guidance_api.requests import ID_SCHEMA, path_id, unknown_lot
+from guidance_api.schemas import LotPlacement
 from parking_core.lots import LotStatus
 from parking_core.occupancy import SpotStatus
 
@@ -20,7 +21,7 @@ LOT_SCHEMA: dict[str, Any] = {
     "properties": {
         "lot_id": {"type": "string"},
         "name": {"type": "string"},
-        "kind": {"enum": ["on_street", "off_street"]},
+        "kind": {"enum": list(get_args(LotPlacement))},
         "district_id": {"type": "string"},
         "lat": {"type": "number"},
         "lon": {"type": "number"},

@@ -22,10 +22,12 @@ from pydantic_core import PydanticCustomError
 
 from billing import LotKind
 from parking_core.ids import ID_PATTERN, is_valid_id
-from parking_core.liveness import default_stale_after
+from parking_core.liveness import DEFAULT_HEARTBEAT_INTERVAL, default_stale_after
+from parking_core.lots import DEFAULT_TIME_ZONE
 from parking_core.plates import is_plausible_plate, normalise_plate
 from parking_core.topics import DeviceKind
 
+LotPlacement = Literal["on_street", "off_street"]  # CONTRACT.md: a lot's `kind`
 # The JSON schema of an id (OpenAPI), from the core's one pattern.
 ID_SCHEMA: dict[str, Any] = {"type": "string", "pattern": f"^{ID_PATTERN.pattern}$"}
 
@@ -74,12 +76,12 @@ class LotBody(_Body):
     """``PUT /v1/admin/lots/{lot_id}``: the whole lot, its spots replacing the ones it had."""
 
     name: Name
-    kind: Literal["on_street", "off_street"]
+    kind: LotPlacement
     district_id: Identifier
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
     capacity: int | None = Field(default=None, ge=0, le=MAX_LOT_CAPACITY)
-    time_zone: str = "Asia/Shanghai"
+    time_zone: str = DEFAULT_TIME_ZONE
     tariff_id: Identifier | None = None
     status: Literal["open", "closed"] = "open"
     # "gates": a closed car park counted at its barriers (free = capacity - sessions inside)
@@ -126,7 +128,9 @@ class DeviceBody(_Body):
     lot_id: Identifier | None = Field(default=None, validate_default=True)
     lane: Literal["entry", "exit", "both"] | None = Field(default=None, validate_default=True)
     model: Annotated[str, StringConstraints(max_length=64)] = ""
-    heartbeat_interval_s: int = Field(default=600, ge=10, le=86_400)
+    heartbeat_interval_s: int = Field(
+        default=int(DEFAULT_HEARTBEAT_INTERVAL.total_seconds()), ge=10, le=86_400
+    )
     stale_after_s: int | None = Field(default=None, ge=10, le=7 * 86_400)
 
     @field_validator("spot_id")

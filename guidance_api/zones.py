@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from billing import LotKind
 from guidance_api.context import DB_POOL
 from guidance_api.openapi import Param, RouteDoc, Routes
 from guidance_api.queries import LOT_DETAIL, row_counts
@@ -42,7 +43,7 @@ ZONES_SCHEMA: dict[str, Any] = {
                 "properties": {
                     "zone_id": {"type": "string"},
                     "name": {"type": "string"},
-                    "kind": {"enum": ["on_street", "above_ground", "underground", None]},
+                    "kind": {"enum": [*(k.value for k in LotKind), None]},
                     **COUNTS_SCHEMA,
                 },
             },

@@ -11,6 +11,9 @@ from parking_core.ids import DeviceId
 
 # CONTRACT.md: a sensor is stale after twice its heartbeat interval plus a minute of slack.
 STALE_SLACK = timedelta(seconds=60)
+# A bay sensor's heartbeat unless its model says otherwise: NB-IoT sensors report every 5-15 minutes
+# to last their ten-year battery (the schema's default of `devices.heartbeat_interval_s` too).
+DEFAULT_HEARTBEAT_INTERVAL = timedelta(minutes=10)
 
 
 class DeviceStatus(StrEnum):

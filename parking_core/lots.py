@@ -7,6 +7,9 @@ from enum import StrEnum
 
 from parking_core.occupancy import SpotStatus, SpotStatusChanged
 
+# CONTRACT.md: a lot's clock times and tariffs are read in its time zone, this one unless it says.
+DEFAULT_TIME_ZONE = "Asia/Shanghai"
+
 
 class LotStatus(StrEnum):
     """What a lot's availability says, per CONTRACT.md."""

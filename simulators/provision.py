@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from parking_core.adapters.broker_files import hash_password
-from parking_core.liveness import default_stale_after
+from parking_core.liveness import DEFAULT_HEARTBEAT_INTERVAL, default_stale_after
 from simulators.city import CityLayout
 
 SIM_DEVICE_PASSWORD = "sim-device-password"  # noqa: S105 -- every simulated sensor shares it (not a secret)
@@ -15,7 +15,7 @@ async def provision_city(
     database_url: str,
     city: CityLayout,
     *,
-    heartbeat_interval_s: int = 600,
+    heartbeat_interval_s: int = int(DEFAULT_HEARTBEAT_INTERVAL.total_seconds()),
     stale_after_s: int | None = None,
     password: str = SIM_DEVICE_PASSWORD,
 ) -> None:

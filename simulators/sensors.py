@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from device_gateway.messages import encode_heartbeat, encode_state
+from parking_core.liveness import DEFAULT_HEARTBEAT_INTERVAL
 from parking_core.topics import presence_topic, sensor_topic
 from simulators.city import CityLayout
 
@@ -109,7 +110,7 @@ class CitySimulator:
         *,
         seed: int = 0,
         faults: Faults | None = None,
-        heartbeat_interval_s: float = 600.0,
+        heartbeat_interval_s: float = DEFAULT_HEARTBEAT_INTERVAL.total_seconds(),
         rate_scale: float = 1.0,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
