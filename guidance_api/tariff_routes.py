@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,6 +29,9 @@ from guidance_api.requests import ID_SCHEMA, admin_only, path_id, read_json, unk
 
 routes = Routes()
 EXPORT_FORMATS = ("native", "cds", "apds")
+# A quote prices day by day (~40 ms a year here): a year is more than any stay a driver asks about,
+# and a longer one would hold the event loop for as long as the client likes.
+MAX_QUOTED_STAY = timedelta(days=366)
 
 
 @routes.add(
@@ -183,6 +187,8 @@ async def get_quote(request: web.Request) -> web.Response:
             raise bad_param(name, "is required")
     now = utc_now()
     entry, exit_at = time_param(request, "entry", now), time_param(request, "exit", now)
+    if exit_at - entry > MAX_QUOTED_STAY:
+        raise bad_param("exit", f"a quoted stay is at most {MAX_QUOTED_STAY.days} days")
     try:
         vehicle_class = VehicleClass(request.query.get("vehicle_class", "small_car"))
     except ValueError:

@@ -114,6 +114,11 @@ async def test_quote_prices_the_issue_examples_in_the_lots_time_zone(api: Client
         "/v1/lots/Q1/quote", params={"entry": f"{day}12:00:00", "exit": f"{day}13:00:00+08:00"}
     )
     assert naive.status == 400
+    endless = await api.get(  # would hold the event loop for minutes, day by day
+        "/v1/lots/Q1/quote", params={"entry": f"{day}12:00:00+08:00", "exit": "9999-12-31T00:00:00+08:00"}
+    )
+    assert endless.status == 400
+    assert (await endless.json())["errors"][0]["field"] == "exit"
 
 
 async def test_lot_tariff_is_published_with_summary_and_exports(api: Client) -> None:
