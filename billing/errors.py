@@ -68,3 +68,21 @@ class UnknownExampleTariffError(BillingError, LookupError):
     def __init__(self, tariff_id: str) -> None:
         super().__init__(f"no example tariff {tariff_id!r}")
         self.tariff_id = tariff_id
+
+
+class LedgerRuleError(BillingError, ValueError):
+    """Raised when a ledger entry would break a money rule (refund more than kept, and so on)."""
+
+    def __init__(self, invoice_id: str, rule: str) -> None:
+        super().__init__(f"invoice {invoice_id!r}: {rule}")
+        self.invoice_id = invoice_id
+        self.rule = rule
+
+
+class NotificationRefusedError(BillingError, ValueError):
+    """Raised when a payment notification is refused; `reason` is a stable code for the log."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
