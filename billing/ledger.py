@@ -99,8 +99,8 @@ class Balance:
                     raise LedgerRuleError(entry.invoice_id, "a write-off larger than what is due")
                 return replace(self, written_off_fen=self.written_off_fen + amount)
             case EntryKind.ADJUSTED:
-                if self.owed_fen + amount < 0:
-                    raise LedgerRuleError(entry.invoice_id, "an adjustment below zero owed")
+                if self.due_fen + amount < 0:
+                    raise LedgerRuleError(entry.invoice_id, "an adjustment below zero due (refund instead)")
                 return replace(self, adjusted_fen=self.adjusted_fen + amount)
 
 

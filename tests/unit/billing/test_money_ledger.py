@@ -57,6 +57,7 @@ def test_adjustments_are_signed_and_change_what_is_owed() -> None:
         ([(EntryKind.INVOICED, 100), (EntryKind.REFUNDED, 1)], "refund larger"),
         ([(EntryKind.INVOICED, 100), (EntryKind.WRITTEN_OFF, 101)], "write-off larger"),
         ([(EntryKind.INVOICED, 100), (EntryKind.ADJUSTED, -101)], "below zero"),
+        ([(EntryKind.INVOICED, 100), (EntryKind.CAPTURED, 100), (EntryKind.ADJUSTED, -1)], "below zero"),
     ],
 )
 def test_illegal_entries_are_refused_by_name(entries: list[tuple[EntryKind, int]], rule: str) -> None:

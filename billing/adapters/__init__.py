@@ -1,0 +1,1 @@
+"""Store adapters of billing: asyncpg repositories for invoices, payments, arrears, reconciliation."""

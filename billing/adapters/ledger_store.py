@@ -1,0 +1,213 @@
+"""The ledger in PostgreSQL: invoices raised once per session, entries appended under a row lock."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from billing.arrears import LotMoneyPolicy
+from billing.invoices import DuePolicy, Invoice, PricedStay, issue_invoice
+from billing.ledger import Balance, EntryKind, LedgerEntry
+
+Conn = asyncpg.Connection | PoolConnectionProxy  # a plain connection or one from the pool
+
+LOT_POLICY = """
+SELECT l.time_zone, p.pay_later, p.arrears_limit_fen, p.deny_entry_when_blacklisted, p.pay_within_s
+FROM lots l LEFT JOIN lot_money_policies p USING (lot_id) WHERE l.lot_id = $1
+"""
+INSERT_INVOICE = """
+INSERT INTO invoices (invoice_id, session_id, lot_id, plate, entry_at, exit_at, amount_fen, lines,
+                      tariff_id, tariff_version, issued_at, due_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12)
+ON CONFLICT (session_id) DO NOTHING
+RETURNING invoice_id
+"""
+INSERT_BALANCE = """
+INSERT INTO invoice_balances (invoice_id, plate, lot_id, due_at) VALUES ($1, $2, $3, $4)
+"""
+LOCK_BALANCE = """
+SELECT invoice_id, plate, lot_id, due_at, invoiced_fen, adjusted_fen, captured_fen, refunded_fen,
+       written_off_fen
+FROM invoice_balances WHERE invoice_id = $1 FOR UPDATE
+"""
+INSERT_ENTRY = """
+INSERT INTO ledger_entries (invoice_id, lot_id, kind, amount_fen, at, reference, actor)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+"""
+UPDATE_BALANCE = """
+UPDATE invoice_balances SET invoiced_fen = $2, adjusted_fen = $3, captured_fen = $4,
+       refunded_fen = $5, written_off_fen = $6
+WHERE invoice_id = $1
+"""
+INVOICE_OF_SESSION = "SELECT invoice_id FROM invoices WHERE session_id = $1"
+
+
+@dataclass(frozen=True, slots=True)
+class LockedInvoice:
+    """An invoice's balance, read under `FOR UPDATE` in the caller's transaction."""
+
+    invoice_id: str
+    plate: str
+    lot_id: str
+    due_at: datetime
+    balance: Balance
+
+
+async def lot_policy(conn: Conn, lot_id: str) -> tuple[LotMoneyPolicy, DuePolicy, ZoneInfo] | None:
+    """Return a lot's money policy, due policy and time zone (defaults where it set none)."""
+    row = await conn.fetchrow(LOT_POLICY, lot_id)
+    if row is None:
+        return None
+    default = LotMoneyPolicy()
+    money = LotMoneyPolicy(
+        default.pay_later if row["pay_later"] is None else row["pay_later"],
+        default.arrears_limit_fen if row["arrears_limit_fen"] is None else row["arrears_limit_fen"],
+        bool(row["deny_entry_when_blacklisted"]),
+    )
+    due = DuePolicy() if row["pay_within_s"] is None else DuePolicy(timedelta(seconds=row["pay_within_s"]))
+    return money, due, ZoneInfo(row["time_zone"])
+
+
+async def lock_invoice(conn: Conn, invoice_id: str) -> LockedInvoice | None:
+    """Lock and return an invoice's balance (inside a transaction), or None if there is none."""
+    row = await conn.fetchrow(LOCK_BALANCE, invoice_id)
+    if row is None:
+        return None
+    balance = Balance(
+        row["invoiced_fen"],
+        row["adjusted_fen"],
+        row["captured_fen"],
+        row["refunded_fen"],
+        row["written_off_fen"],
+    )
+    return LockedInvoice(row["invoice_id"], row["plate"], row["lot_id"], row["due_at"], balance)
+
+
+async def append(conn: Conn, locked: LockedInvoice, entries: tuple[LedgerEntry, ...], actor: str) -> Balance:
+    """Append *entries* to a locked invoice's ledger and return its new balance.
+
+    The pure rules (`Balance.with_entry`) refuse an illegal entry before anything is written; the
+    database refuses an UPDATE or DELETE of an entry, a second `invoiced` entry and a second refund.
+    """
+    balance = locked.balance
+    for entry in entries:
+        balance = balance.with_entry(entry)
+    await conn.executemany(
+        INSERT_ENTRY,
+        [
+            (e.invoice_id, locked.lot_id, e.kind.value, e.amount_fen, e.at, e.reference, actor)
+            for e in entries
+        ],
+    )
+    await conn.execute(
+        UPDATE_BALANCE,
+        locked.invoice_id,
+        balance.invoiced_fen,
+        balance.adjusted_fen,
+        balance.captured_fen,
+        balance.refunded_fen,
+        balance.written_off_fen,
+    )
+    return balance
+
+
+async def raise_invoice(conn: Conn, stay: PricedStay, now: datetime) -> str | None:
+    """Raise the invoice of a priced session once; return its id (None for a free stay).
+
+    Idempotent by session: raising it again, concurrently or after a crash, returns the same id
+    and appends nothing. Runs in the caller's transaction, or in one of its own.
+    """
+    policies = await lot_policy(conn, stay.lot_id)
+    if policies is None:
+        raise LookupError(f"unknown lot {stay.lot_id!r}")
+    _, due, tz = policies
+    issued = issue_invoice(stay, now, due, tz)
+    if issued is None:
+        return None
+    invoice, entry = issued
+    async with conn.transaction():
+        inserted = await conn.fetchval(INSERT_INVOICE, *_invoice_row(invoice))
+        if inserted is None:
+            return str(await conn.fetchval(INVOICE_OF_SESSION, stay.session_id))
+        await conn.execute(INSERT_BALANCE, invoice.invoice_id, invoice.plate, invoice.lot_id, invoice.due_at)
+        locked = await lock_invoice(conn, invoice.invoice_id)
+        assert locked is not None  # inserted just above, in this transaction
+        await append(conn, locked, (entry,), "system")
+    return invoice.invoice_id
+
+
+def _invoice_row(invoice: Invoice) -> tuple[object, ...]:
+    return (
+        invoice.invoice_id,
+        invoice.session_id,
+        invoice.lot_id,
+        invoice.plate,
+        invoice.entry_at,
+        invoice.exit_at,
+        invoice.amount_fen,
+        json.dumps(list(invoice.lines), ensure_ascii=False),
+        invoice.tariff_id,
+        invoice.tariff_version,
+        invoice.issued_at,
+        invoice.due_at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One row of the money audit log: who did what, to which plate, account or invoice."""
+
+    actor: str
+    action: str
+    plate: str | None = None
+    account_id: str | None = None
+    invoice_id: str | None = None
+    detail: dict[str, object] = field(default_factory=dict)
+
+
+async def audit(conn: Conn, now: datetime, entry: AuditEntry) -> None:
+    """Write one row of the money audit log."""
+    await conn.execute(
+        "INSERT INTO money_audit (at, actor, action, plate, account_id, invoice_id, detail)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
+        now,
+        entry.actor,
+        entry.action,
+        entry.plate,
+        entry.account_id,
+        entry.invoice_id,
+        json.dumps(entry.detail, ensure_ascii=False),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOff:
+    """A decision to stop collecting: how much (None: all that is due), why, and by whom."""
+
+    invoice_id: str
+    amount_fen: int | None
+    reason: str
+    actor: str
+
+
+async def write_off(conn: Conn, decision: WriteOff, now: datetime) -> Balance | None:
+    """Write off part or all of an invoice, with its reason and an audit row; None if no such invoice."""
+    async with conn.transaction():
+        locked = await lock_invoice(conn, decision.invoice_id)
+        if locked is None:
+            return None
+        amount = locked.balance.due_fen if decision.amount_fen is None else decision.amount_fen
+        entry = LedgerEntry(decision.invoice_id, EntryKind.WRITTEN_OFF, amount, now, decision.reason)
+        balance = await append(conn, locked, (entry,), decision.actor)
+        detail: dict[str, object] = {"amount_fen": amount, "reason": decision.reason}
+        await audit(
+            conn,
+            now,
+            AuditEntry(decision.actor, "write_off", locked.plate, None, decision.invoice_id, detail),
+        )
+    return balance
