@@ -4,7 +4,9 @@
 The HTTP layer calls `parse_tariff` / `tariff_to_json` for tariff documents,
 `select_tariff_version` to find the version in force at a session's entry, `price_stay`
 and `quote_to_json` for quotes, and `describe_tariff`, `to_cds_policies`, `to_apds_rate_table`
-for publishing. Semantics: docs/tariffs.md.
+for publishing. Semantics: docs/tariffs.md. The money rules (ledger, invoices, notify, payments,
+arrears, reconcile) are modules of their own; their store adapters live in `billing.adapters`.
+Semantics: docs/money.md.
 """
 
 from billing.cds import to_apds_rate_table, to_cds_policies
@@ -12,13 +14,17 @@ from billing.describe import describe_tariff
 from billing.errors import (
     BillingError,
     ExitBeforeEntryError,
+    LedgerRuleError,
     NaiveDatetimeError,
     NoTariffInForceError,
+    NotificationRefusedError,
+    PlateBoundElsewhereError,
     Problem,
     TariffValidationError,
 )
 from billing.examples import load_example_tariffs
 from billing.parsing import parse_tariff
+from billing.payments import InvoiceSettledError
 from billing.pricing import price_stay
 from billing.quotes import LineKind, Quote, QuoteLine, TimedCharge, quote_to_json
 from billing.serialization import tariff_to_json
@@ -45,10 +51,14 @@ __all__ = [
     "Charge",
     "DayType",
     "ExitBeforeEntryError",
+    "InvoiceSettledError",
+    "LedgerRuleError",
     "LineKind",
     "LotKind",
     "NaiveDatetimeError",
     "NoTariffInForceError",
+    "NotificationRefusedError",
+    "PlateBoundElsewhereError",
     "PricingRules",
     "Problem",
     "Quote",

@@ -86,3 +86,11 @@ class NotificationRefusedError(BillingError, ValueError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+class PlateBoundElsewhereError(BillingError, LookupError):
+    """Raised when a plate is bound to another driver account: it must be unbound there first."""
+
+    def __init__(self, plate: str) -> None:
+        super().__init__(f"plate {plate} is bound to another account")
+        self.plate = plate

@@ -184,7 +184,9 @@ async def post_token_route(request: web.Request) -> web.Response:
     await admin_only(request)
     body = await parse_body(request, TokenBody)
     token, token_id = new_token(), f"tok_{secrets.token_hex(8)}"
-    spec = TokenSpec(body.role, body.label, body.district_ids, body.lot_ids, body.plates, body.expires_at)
+    spec = TokenSpec(
+        body.role, body.label, body.district_ids, body.lot_ids, body.plates, body.expires_at, body.account_id
+    )
     async with request.app[DB_POOL].acquire() as conn:
         await create_token(conn, token_id, token_digest(token), spec)
     out = body.model_dump(mode="json") | {"token_id": token_id, "token": token}

@@ -11,12 +11,15 @@ from aiohttp import web
 from guidance_api import (
     admin,
     dashboard,
+    driver_money,
     guidance,
     kpis,
     lots,
+    money_operator,
     operator_history,
     operator_routes,
     overview,
+    payment_notify,
     tariff_routes,
     zones,
 )
@@ -44,6 +47,9 @@ def all_routes() -> Routes:
         overview,
         admin,
         dashboard,
+        driver_money,
+        payment_notify,
+        money_operator,
     ):
         combined.docs.extend(module.routes.docs)
     return combined

@@ -26,6 +26,7 @@ class Principal:
     district_ids: frozenset[str] = field(default_factory=frozenset)
     lot_ids: frozenset[str] = field(default_factory=frozenset)
     plates: frozenset[str] = field(default_factory=frozenset)
+    account_id: str | None = None  # a driver token of an account: plates are the account's bound plates
 
     @property
     def is_admin(self) -> bool:
@@ -66,8 +67,12 @@ async def authenticate(
     if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
         return Principal("admin")
     row = await pool.fetchrow(
-        "SELECT token_id, role, district_ids, lot_ids, plates FROM tokens"
-        " WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
+        "SELECT t.token_id, t.role, t.district_ids, t.lot_ids, t.account_id,"
+        " CASE WHEN t.account_id IS NULL THEN t.plates ELSE ARRAY("
+        "   SELECT b.plate FROM plate_bindings b WHERE b.account_id = t.account_id AND b.unbound_at IS NULL"
+        " ) END AS plates"
+        " FROM tokens t"
+        " WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)",
         token_digest(token),
         now,
     )
@@ -79,6 +84,7 @@ async def authenticate(
         frozenset(row["district_ids"]),
         frozenset(row["lot_ids"]),
         frozenset(row["plates"]),
+        row["account_id"],
     )
 
 

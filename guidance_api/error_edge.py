@@ -13,8 +13,11 @@ from asyncpg.exceptions import InternalClientError
 from billing import (
     BillingError,
     ExitBeforeEntryError,
+    InvoiceSettledError,
+    LedgerRuleError,
     NaiveDatetimeError,
     NoTariffInForceError,
+    PlateBoundElsewhereError,
     TariffValidationError,
 )
 from guidance_api import problem_types as pt
@@ -56,6 +59,7 @@ CONSTRAINT_FIELDS = {
     "spot_zone_in_lot": "zone_id",
     "zones_lot_id_fkey": "lot_id",
     "lots_district_id_fkey": "district_id",
+    "tokens_account_id_fkey": "account_id",
 }
 INTEGRITY = {  # SQLSTATE class 23 by condition: conflicts are 409, references and checks 422
     "23505": (pt.CONFLICT, 409),  # unique_violation: someone else has it (a race the check missed)
@@ -138,6 +142,9 @@ TRANSLATIONS: tuple[tuple[type[BaseException], Translator], ...] = (
     (ExitBeforeEntryError, lambda e, r: invalid("exit", str(e), "before_entry", r)),
     (NaiveDatetimeError, lambda e, r: invalid(e.field, str(e), "naive_time", r)),
     (NoTariffInForceError, lambda e, _r: ProblemError(pt.NO_TARIFF, str(e), tariff_id=e.tariff_id)),
+    (InvoiceSettledError, lambda e, _r: ProblemError(pt.NOTHING_DUE, str(e), invoice_id=e.invoice_id)),
+    (PlateBoundElsewhereError, lambda e, _r: ProblemError(pt.PLATE_BOUND, str(e), plate=e.plate)),
+    (LedgerRuleError, lambda e, _r: ProblemError(pt.MONEY_RULE, str(e), invoice_id=e.invoice_id)),
     (BillingError, lambda e, _r: ProblemError(pt.BILLING, str(e))),
     # store adapters
     (ProvisioningError, provisioning_problem),

@@ -83,6 +83,24 @@ NO_TARIFF = ProblemType(
     "the lot has no tariff (in force now: 404), or none is in force at the stay's entry (422)",
 )
 BILLING = ProblemType("billing", "Cannot price this stay", (422,), "billing refused to price the stay")
+UNKNOWN_INVOICE = ProblemType(
+    "unknown_invoice", "Unknown invoice", (404,), "the invoice named does not exist"
+)
+UNKNOWN_ACCOUNT = ProblemType(
+    "unknown_account", "Unknown account", (404,), "the driver account named does not exist"
+)
+NOTHING_DUE = ProblemType(
+    "nothing_due", "Nothing due", (409,), "the invoice is paid or written off: there is nothing to pay"
+)
+PLATE_BOUND = ProblemType(
+    "plate_bound", "Plate bound elsewhere", (409,), "the plate is bound to another driver account"
+)
+MONEY_RULE = ProblemType(
+    "money_rule",
+    "Refused by a money rule",
+    (422,),
+    "the ledger refuses the movement (a write-off larger than what is due, a refund larger than kept)",
+)
 UNAVAILABLE = ProblemType(
     "unavailable",
     "Service unavailable",
@@ -111,6 +129,11 @@ CATALOGUE: tuple[ProblemType, ...] = (
     INVALID_TARIFF,
     NO_TARIFF,
     BILLING,
+    UNKNOWN_INVOICE,
+    UNKNOWN_ACCOUNT,
+    NOTHING_DUE,
+    PLATE_BOUND,
+    MONEY_RULE,
     UNAVAILABLE,
     INTERNAL,
 )

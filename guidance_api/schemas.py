@@ -187,6 +187,7 @@ class TokenBody(_Body):
     district_ids: list[Identifier] = Field(default_factory=list)
     lot_ids: list[Identifier] = Field(default_factory=list)
     plates: list[str] = Field(default_factory=list, max_length=20)
+    account_id: Identifier | None = None  # a driver account: the token follows its bound plates
     expires_at: AwareDatetime | None = None
 
     @field_validator("plates")
@@ -204,8 +205,10 @@ class TokenBody(_Body):
             raise PydanticCustomError("scope", "an operator token needs district_ids or lot_ids")
         if self.role == "operator" and self.plates:
             raise PydanticCustomError("scope", "plates belong on driver tokens")
-        if self.role == "driver" and not self.plates:
-            raise PydanticCustomError("scope", "a driver token needs plates")
+        if self.role == "driver" and not self.plates and self.account_id is None:
+            raise PydanticCustomError("scope", "a driver token needs plates or an account_id")
+        if self.account_id is not None and (self.role != "driver" or self.plates):
+            raise PydanticCustomError("scope", "account_id is for driver tokens without plates")
         if self.role == "driver" and (self.district_ids or self.lot_ids):
             raise PydanticCustomError("scope", "a driver token is bound to plates, not districts or lots")
         return self

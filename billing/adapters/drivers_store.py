@@ -8,7 +8,7 @@ from datetime import datetime
 import asyncpg
 
 from billing.adapters.ledger_store import AuditEntry, Conn, audit
-from billing.errors import BillingError
+from billing.errors import PlateBoundElsewhereError
 
 PUT_ACCOUNT = """
 INSERT INTO driver_accounts (account_id, name) VALUES ($1, $2)
@@ -32,14 +32,6 @@ CONSENT = """
 UPDATE driver_accounts SET pay_later_consent = $2, consent_changed_at = $3 WHERE account_id = $1
 RETURNING account_id
 """
-
-
-class PlateBoundElsewhereError(BillingError, LookupError):
-    """Raised when a plate is bound to another account: it must be unbound there first."""
-
-    def __init__(self, plate: str) -> None:
-        super().__init__(f"plate {plate} is bound to another account")
-        self.plate = plate
 
 
 @dataclass(frozen=True, slots=True)

@@ -274,6 +274,7 @@ class TokenSpec:
     lot_ids: Sequence[str]
     plates: Sequence[str]
     expires_at: datetime | None
+    account_id: str | None = None  # a driver account (sql/0050_money.sql): plates follow its bindings
 
 
 async def create_token(conn: Connection, token_id: str, token_hash: str, spec: TokenSpec) -> None:
@@ -296,8 +297,9 @@ async def create_token(conn: Connection, token_id: str, token_hash: str, spec: T
         index = lot_ids.index(missing_l[0]["l"])
         raise UnknownReferenceError(f"unknown lot {missing_l[0]['l']!r}", f"lot_ids[{index}]")
     await conn.execute(
-        "INSERT INTO tokens (token_id, token_hash, role, label, district_ids, lot_ids, plates, expires_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO tokens"
+        " (token_id, token_hash, role, label, district_ids, lot_ids, plates, expires_at, account_id)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         token_id,
         token_hash,
         spec.role,
@@ -306,4 +308,5 @@ async def create_token(conn: Connection, token_id: str, token_hash: str, spec: T
         lot_ids,
         list(spec.plates),
         spec.expires_at,
+        spec.account_id,
     )

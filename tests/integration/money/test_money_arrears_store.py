@@ -11,7 +11,6 @@ import pytest
 
 from billing.adapters.arrears_store import deliver_reminders, plate_standing, run_arrears
 from billing.adapters.drivers_store import (
-    PlateBoundElsewhereError,
     account,
     bind_plate,
     put_account,
@@ -22,6 +21,7 @@ from billing.adapters.ledger_store import WriteOff, write_off
 from billing.adapters.notify_store import Delivery, receive
 from billing.adapters.payments_store import start_payment
 from billing.arrears import ArrearsPolicy
+from billing.errors import PlateBoundElsewhereError
 from billing.payments import NotifyAnswer
 from tests.integration.money.helpers import ENTRY, invoice, make_lot
 from tests.strategies_money import SECRET, capture_body, signed

@@ -1,0 +1,190 @@
+"""Operator and admin money routes: arrears in scope (paged), write-offs, driver accounts, lot policy."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from billing.adapters.drivers_store import put_account
+from billing.adapters.ledger_store import WriteOff, write_off
+from guidance_api import problem_types as pt
+from guidance_api.auth import require_operator
+from guidance_api.context import DB_POOL, principal, utc_now
+from guidance_api.money_schemas import (
+    INVOICE_ID_SCHEMA,
+    DriverAccountBody,
+    LotMoneyPolicyBody,
+    WriteOffBody,
+    path_invoice_id,
+)
+from guidance_api.openapi import Param, RouteDoc, Routes
+from guidance_api.params import bad_param, int_param
+from guidance_api.problems import ProblemError
+from guidance_api.requests import ID_SCHEMA, admin_only, parse_body, path_id, query_id, unknown_lot
+from guidance_api.scope import SCOPE_FILTER, check_lot_scope, scope_args
+
+routes = Routes()
+MAX_PAGE = 1000
+ARREARS = f"""
+SELECT b.invoice_id, b.plate, b.lot_id, b.due_at, b.due_fen, i.amount_fen, i.exit_at,
+       EXISTS (SELECT 1 FROM money_deny_list d WHERE d.plate = b.plate AND d.lifted_at IS NULL) AS blacklisted
+FROM invoice_balances b JOIN invoices i USING (invoice_id) JOIN lots l ON l.lot_id = b.lot_id
+WHERE {SCOPE_FILTER} AND b.due_fen > 0 AND b.due_at <= $4
+  AND ($5::text IS NULL OR b.lot_id = $5) AND (b.due_at, b.invoice_id) > ($6, $7)
+ORDER BY b.due_at, b.invoice_id LIMIT $8
+"""
+PUT_POLICY = """
+INSERT INTO lot_money_policies
+    (lot_id, pay_later, arrears_limit_fen, deny_entry_when_blacklisted, pay_within_s)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (lot_id) DO UPDATE SET pay_later = EXCLUDED.pay_later,
+    arrears_limit_fen = EXCLUDED.arrears_limit_fen,
+    deny_entry_when_blacklisted = EXCLUDED.deny_entry_when_blacklisted, pay_within_s = EXCLUDED.pay_within_s
+RETURNING (xmax = 0) AS created
+"""
+EPOCH = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
+
+
+def _cursor(request: web.Request) -> tuple[datetime, str]:
+    raw = request.query.get("after")
+    if not raw:
+        return EPOCH, ""
+    when, _, invoice_id = raw.partition("~")
+    try:
+        at = datetime.fromisoformat(when)
+    except ValueError:
+        raise bad_param("after", "is not a cursor returned as `next`") from None
+    if at.tzinfo is None or not invoice_id:
+        raise bad_param("after", "is not a cursor returned as `next`")
+    return at, invoice_id
+
+
+@routes.add(
+    RouteDoc(
+        "GET",
+        "/v1/operator/arrears",
+        "Overdue invoices at the operator's lots",
+        "operator",
+        "operator",
+        (
+            Param("lot_id", schema=ID_SCHEMA),
+            Param("after", description="the `next` cursor of the previous page"),
+            Param("limit", schema={"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
+        ),
+    )
+)
+async def get_arrears(request: web.Request) -> web.Response:
+    """Invoices with something due past their due date, oldest first, at the lots in the token's
+    scope; `blacklisted` says whether the plate is on the city's money deny list. Page with `after`.
+    """
+    who = await principal(request)
+    require_operator(who)
+    lot_id = query_id(request, "lot_id")
+    if lot_id is not None:
+        await check_lot_scope(request, who, lot_id)
+    limit = int_param(request, "limit", 1, MAX_PAGE, 100)
+    now = utc_now()
+    rows = await request.app[DB_POOL].fetch(ARREARS, *scope_args(who), now, lot_id, *_cursor(request), limit)
+    items: list[dict[str, Any]] = [
+        {
+            "invoice_id": r["invoice_id"],
+            "plate": r["plate"],
+            "lot_id": r["lot_id"],
+            "exit_at": r["exit_at"].isoformat(),
+            "amount_fen": r["amount_fen"],
+            "due_fen": r["due_fen"],
+            "due_at": r["due_at"].isoformat(),
+            "days_overdue": (now - r["due_at"]).days,
+            "blacklisted": r["blacklisted"],
+        }
+        for r in rows
+    ]
+    last = rows[-1] if len(rows) == limit else None
+    following = f"{last['due_at'].isoformat()}~{last['invoice_id']}" if last else None
+    return web.json_response({"items": items, "next": following})
+
+
+@routes.add(
+    RouteDoc(
+        "POST",
+        "/v1/operator/invoices/{invoice_id}/write-off",
+        "Write off what is due on an invoice",
+        "operator",
+        "operator",
+        (Param("invoice_id", "path", INVOICE_ID_SCHEMA),),
+        WriteOffBody,
+    )
+)
+async def post_write_off(request: web.Request) -> web.Response:
+    """A `written_off` ledger entry with the reason, and an audit row naming the token. `amount_fen`
+    defaults to all that is due; more than is due is refused (422 `money_rule`).
+    """
+    who = await principal(request)
+    require_operator(who)
+    invoice_id = path_invoice_id(request)
+    body = await parse_body(request, WriteOffBody)
+    pool = request.app[DB_POOL]
+    lot_id = await pool.fetchval("SELECT lot_id FROM invoices WHERE invoice_id = $1", invoice_id)
+    if lot_id is None:
+        raise ProblemError(pt.UNKNOWN_INVOICE, f"no invoice {invoice_id!r}", invoice_id=invoice_id)
+    await check_lot_scope(request, who, lot_id)
+    decision = WriteOff(invoice_id, body.amount_fen, body.reason, who.token_id or "admin")
+    async with pool.acquire() as conn:
+        balance = await write_off(conn, decision, utc_now())
+    assert balance is not None  # the invoice exists (read above) and invoices are never deleted
+    return web.json_response(
+        {"invoice_id": invoice_id, "written_off_fen": balance.written_off_fen, "due_fen": balance.due_fen}
+    )
+
+
+@routes.add(
+    RouteDoc(
+        "PUT",
+        "/v1/admin/drivers/{account_id}",
+        "Create or rename a driver account",
+        "admin",
+        "admin",
+        (Param("account_id", "path", ID_SCHEMA),),
+        DriverAccountBody,
+    )
+)
+async def put_driver(request: web.Request) -> web.Response:
+    """Idempotent. Issue the account's token with `POST /v1/admin/tokens` and `account_id`."""
+    await admin_only(request)
+    account_id = path_id(request, "account_id")
+    body = await parse_body(request, DriverAccountBody)
+    async with request.app[DB_POOL].acquire() as conn:
+        created = await put_account(conn, account_id, body.name)
+    return web.json_response({"account_id": account_id, "name": body.name}, status=201 if created else 200)
+
+
+@routes.add(
+    RouteDoc(
+        "PUT",
+        "/v1/admin/lots/{lot_id}/money-policy",
+        "Set a lot's pay-later, arrears and due-date policy",
+        "admin",
+        "admin",
+        (Param("lot_id", "path", ID_SCHEMA),),
+        LotMoneyPolicyBody,
+    )
+)
+async def put_money_policy(request: web.Request) -> web.Response:
+    """Idempotent. A lot without a policy uses the defaults of this body."""
+    await admin_only(request)
+    lot_id = path_id(request, "lot_id")
+    body = await parse_body(request, LotMoneyPolicyBody)
+    pool = request.app[DB_POOL]
+    if await pool.fetchval("SELECT 1 FROM lots WHERE lot_id = $1", lot_id) is None:
+        raise unknown_lot(lot_id)
+    created = await pool.fetchval(
+        PUT_POLICY,
+        lot_id,
+        body.pay_later,
+        body.arrears_limit_fen,
+        body.deny_entry_when_blacklisted,
+        body.pay_within_s,
+    )
+    return web.json_response(body.model_dump() | {"lot_id": lot_id}, status=201 if created else 200)
