@@ -235,7 +235,8 @@ async def post_payment(request: web.Request) -> web.Response:
     async with pool.acquire() as conn:
         order = await start_payment(conn, invoice_id, body.provider, who.account_id, utc_now())
     assert order is not None  # the invoice exists (read above) and invoices are never deleted
-    notify_url = f"{request.url.origin()}/v1/payments/notify/{order.provider}"
+    base = request.app[SETTINGS].public_url or str(request.url.origin())
+    notify_url = f"{base.rstrip('/')}/v1/payments/notify/{order.provider}"
     params = app_parameters(order, secret.get_secret_value().encode(), secrets.token_hex(16), notify_url)
     out = {
         "payment_id": order.payment_id,

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     http_port: int = 8080
     admin_token: SecretStr | None = None
     payment_secret: SecretStr | None = None
+    public_url: str | None = None  # the API's base URL as payment providers reach it (notify_url)
+    payment_provider_url: str | None = None  # where refunds are sent: {url}/{provider}/v3/refund/...
+    reminder_webhook_url: str | None = None  # arrears reminders are POSTed here (else only logged)
     topic_prefix: str = "parking/v1"
     data_dir: Path = Path("var")
     timescale: TimescaleMode = TimescaleMode.AUTO
@@ -68,6 +71,10 @@ class Settings(BaseSettings):
     broker_acl_file: Path | None = None
     broker_pid_file: Path | None = None  # the broker is sent SIGHUP to reload its files
     backend_mqtt_username: str = "parking-backend"  # the backend's own broker user (file mode)
+
+    def api_base_url(self) -> str:
+        """Return the API's base URL as outsiders reach it: `public_url`, else host and port."""
+        return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
 
     def mqtt_endpoint(self) -> MqttEndpoint:
         """Return the broker endpoint; requires ``mqtt_url``."""

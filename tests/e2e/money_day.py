@@ -1,0 +1,151 @@
+"""A simulated day of pay-later drivers against the real API process and the simulated payment rails."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+
+from billing import price_stay
+from billing.adapters.ledger_store import raise_invoice
+from billing.invoices import PricedStay
+from billing.tariff import VehicleClass
+from parking_core.adapters.settings import Settings
+from parking_core.devtools.embedded import free_port
+from simulators.payment_provider import ProviderFaults, ProviderSimulator
+from tests.integration.gateway.helpers import eventually
+from tests.integration.money.helpers import TARIFF, make_lot
+
+ADMIN = {"Authorization": "Bearer test-admin-token"}
+BEHAVIOURS = ("at_once", "late", "never", "twice")
+
+
+@dataclass(frozen=True)
+class Stay:
+    """One stay of the ground truth: who, where, when, and what it costs re-priced independently."""
+
+    session_id: str
+    lot_id: str
+    plate: str
+    entry: datetime
+    exit: datetime
+    amount_fen: int
+
+
+@dataclass
+class Day:
+    """The simulated day's ground truth: stays, each plate's behaviour, the invoices raised."""
+
+    stays: list[Stay]
+    behaviour: dict[str, str]
+    invoices: dict[str, str] = field(default_factory=dict)  # session_id -> invoice_id
+    orders: list[tuple[str, str, str]] = field(default_factory=list)  # (invoice_id, payment_id, provider)
+
+
+def simulate_day(lots: list[str], plates: int, now: datetime, seed: int) -> Day:
+    """Draw stays: late payers' day ended five days ago (past due), everyone else's yesterday."""
+    rng = random.Random(seed)  # noqa: S311 - a simulation, not cryptography
+    behaviour = {f"豫A{7000 + i:05d}": BEHAVIOURS[i % len(BEHAVIOURS)] for i in range(plates)}
+    stays = []
+    for plate, kind in behaviour.items():
+        day = now - timedelta(days=5 if kind == "late" else 1)
+        start = day.replace(hour=0, minute=0, second=0, microsecond=0)
+        for n in range(rng.randint(1, 3)):
+            entry = start + timedelta(hours=rng.randint(0, 20), minutes=rng.randint(0, 59))
+            exit_at = entry + timedelta(minutes=rng.choice([5, 40, 95, 200, 610]))
+            quote = price_stay(entry, exit_at, VehicleClass.SMALL_CAR, TARIFF)
+            stays.append(
+                Stay(
+                    f"day-{seed}-{plate[-4:]}-{n}", rng.choice(lots), plate, entry, exit_at, quote.amount_fen
+                )
+            )
+    return Day(stays, behaviour)
+
+
+async def raise_invoices(conn: asyncpg.Connection, day: Day) -> None:
+    """Raise the invoice of every stay (twice, as a retried exit would): free stays raise none."""
+    for stay in day.stays:
+        quote = price_stay(stay.entry, stay.exit, VehicleClass.SMALL_CAR, TARIFF)
+        priced = PricedStay(stay.session_id, stay.lot_id, stay.plate, quote)
+        first = await raise_invoice(conn, priced, stay.exit)
+        assert await raise_invoice(conn, priced, stay.exit) == first
+        if first is not None:
+            day.invoices[stay.session_id] = first
+
+
+@contextmanager
+def api_process(settings: Settings, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``python -m guidance_api`` on *port*; kill it if still running at the end."""
+    assert settings.database_url is not None
+    env = os.environ | {
+        "PARKING_DATABASE_URL": settings.database_url,
+        "PARKING_ADMIN_TOKEN": "test-admin-token",
+        "PARKING_PAYMENT_SECRET": "test-payment-secret",
+        "PARKING_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "PARKING_MQTT_URL": settings.mqtt_url or "mqtt://127.0.0.1:1",
+    }
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "guidance_api", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+async def wait_up(session: aiohttp.ClientSession, base: str) -> None:
+    """Wait until the API answers."""
+
+    async def up() -> bool:
+        try:
+            async with session.get(f"{base}/v1/openapi.json") as resp:
+                return resp.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    await eventually(up, timeout_s=60)
+
+
+@asynccontextmanager
+async def rails(faults: ProviderFaults, seed: int) -> AsyncIterator[tuple[ProviderSimulator, str]]:
+    """Serve the simulated rails on a free port and deliver their notifications in the background."""
+    simulator = ProviderSimulator(b"test-payment-secret", faults, seed)
+    runner = web.AppRunner(simulator.app())
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    async with aiohttp.ClientSession() as session:
+        task = asyncio.create_task(simulator.deliver(session))
+        try:
+            yield simulator, f"http://127.0.0.1:{port}"
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await runner.cleanup()
+
+
+async def lots_for_day(conn: asyncpg.Connection, count: int) -> list[str]:
+    """Create *count* lots under the day's tariff."""
+    return [await make_lot(conn, "d-day") for _ in range(count)]
+
+
+def now_utc() -> datetime:
+    """The test's clock (the API reads its own; both are the real time)."""
+    return datetime.now(UTC)
