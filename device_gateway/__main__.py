@@ -18,9 +18,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="parking-gateway",
         description=(
-            "Device gateway: subscribes to bay-sensor state/heartbeat and device presence through a "
-            "shared MQTT subscription, validates, writes batches to PostgreSQL and acknowledges "
-            "after commit. Settings come from PARKING_* environment variables "
+            "Device gateway: subscribes to bay-sensor state/heartbeat, device presence and gate "
+            "plate/passage/ack through a shared MQTT subscription, validates, writes batches to "
+            "PostgreSQL and acknowledges after commit; answers plate reads with gate commands. "
+            "Settings come from PARKING_* environment variables "
             "(PARKING_DATABASE_URL, PARKING_MQTT_URL, PARKING_TOPIC_PREFIX, PARKING_GATEWAY_*); "
             "see docs/gateway.md."
         ),

@@ -35,6 +35,11 @@ class GatewaySettings(Settings):
     gateway_availability_interval_s: float = Field(default=1.0, ge=0)  # per-lot publish rate limit
     gateway_occupancy_sample_interval_s: float = Field(default=300.0, gt=0)
     gateway_reconnect_max_s: float = Field(default=30.0, gt=0)
+    # Gate commands: re-sent when unacknowledged this long, at most this many sends in all, then
+    # flagged to operators; the sweep also expires open commands whose passage never came.
+    gateway_gate_resend_after_s: float = Field(default=2.0, gt=0)
+    gateway_gate_max_sends: int = Field(default=3, ge=1, le=100)
+    gateway_gate_sweep_interval_s: float = Field(default=1.0, gt=0)
     gateway_log_level: str = "info"
 
     def limits(self) -> Limits:

@@ -114,7 +114,8 @@ class StoredCommand:
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _stored(row: asyncpg.Record, device_id: str) -> StoredCommand:
+def stored_command(row: asyncpg.Record, device_id: str) -> StoredCommand:
+    """Return a command as stored (a redelivered read's, or one to send again)."""
     command = Command(
         Action(row["action"]), Reason(row["reason"]), row["plate"], row["amount_fen"], row["display"]
     )
@@ -147,11 +148,11 @@ async def decide_read(
         key = (read.device_id, read.seq, read.ts)
         found = await conn.fetchrow(FIND_COMMAND, *key)
         if found is not None:
-            return _stored(found, read.device_id)
+            return stored_command(found, read.device_id)
         await conn.execute(LOCK_LOT, GATE_LOCK_NAMESPACE, read.lot_id)
         found = await conn.fetchrow(FIND_COMMAND, *key)  # another gateway decided it meanwhile
         if found is not None:
-            return _stored(found, read.device_id)
+            return stored_command(found, read.device_id)
         lot = await conn.fetchrow(LOT_POLICY, read.lot_id, read.plate)
         if lot is None:
             raise LookupError(f"lot {read.lot_id!r} of gate {read.device_id!r} is gone")

@@ -61,6 +61,9 @@ class Metrics:
     lag_seconds: float = 0.0  # oldest message of the last batch: receipt to commit
     batch_size: Histogram = field(default_factory=lambda: Histogram(BATCH_BUCKETS))
     flush_seconds: Histogram = field(default_factory=lambda: Histogram(SECONDS_BUCKETS))
+    gate_commands: Counter[str] = field(default_factory=Counter)  # by reason (resends not counted)
+    gate_events: Counter[str] = field(default_factory=Counter)  # by kind
+    gate_decide_seconds: Histogram = field(default_factory=lambda: Histogram(SECONDS_BUCKETS))
 
     def render(self) -> str:
         """Return the Prometheus text exposition."""
@@ -71,6 +74,16 @@ class Metrics:
         lines += ["# TYPE gateway_messages_rejected_total counter"]
         lines += [
             f'gateway_messages_rejected_total{{reason="{k}"}} {v}' for k, v in sorted(self.rejected.items())
+        ]
+        lines += ["# TYPE gateway_gate_commands_total counter"]
+        lines += [
+            f'gateway_gate_commands_total{{reason="{k}"}} {v}' for k, v in sorted(self.gate_commands.items())
+        ]
+        lines += ["# TYPE gateway_gate_events_total counter"]
+        lines += [f'gateway_gate_events_total{{kind="{k}"}} {v}' for k, v in sorted(self.gate_events.items())]
+        lines += [
+            "# TYPE gateway_gate_decide_seconds histogram",
+            *self.gate_decide_seconds.render("gateway_gate_decide_seconds"),
         ]
         for name, value, kind in (
             ("gateway_readings_accepted_total", self.accepted, "counter"),

@@ -15,6 +15,7 @@ import structlog
 from device_gateway.availability import AvailabilityPublisher
 from device_gateway.config import GatewaySettings
 from device_gateway.decode import SENSOR_PATH_LEAVES
+from device_gateway.gate_path import GATE_PATH_LEAVES, GatePath, GateQueue
 from device_gateway.inbox import Inbox
 from device_gateway.metrics import Metrics, serving_metrics
 from device_gateway.mqtt import GatewayMqtt
@@ -125,7 +126,10 @@ def compose(settings: GatewaySettings, pool: asyncpg.Pool, stop: asyncio.Event) 
     link.route(SENSOR_PATH_LEAVES, inbox)
     backoff = Backoff(max_s=settings.gateway_reconnect_max_s)
     writer = SensorWriter(settings, inbox, store, link, metrics, availability, stop, backoff)
-    return Gateway(settings, link, store, metrics, availability, [writer], stop)
+    gate_queue = GateQueue(loop)
+    link.route(GATE_PATH_LEAVES, gate_queue)
+    gates = GatePath(settings, gate_queue, link, pool, metrics, availability, stop, backoff)
+    return Gateway(settings, link, store, metrics, availability, [writer, gates], stop)
 
 
 async def run_gateway(settings: GatewaySettings, stop: asyncio.Event) -> None:

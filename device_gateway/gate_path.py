@@ -1,0 +1,345 @@
+"""The gate path: plate read → decision → command, on its own connection, never behind a batch."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import structlog
+
+from device_gateway.availability import AvailabilityPublisher
+from device_gateway.config import GatewaySettings
+from device_gateway.decode import Rejection, RejectReason, reject
+from device_gateway.gate_messages import AckMessage, GateMessage, PassageMessage, PlateMessage, decode_gate
+from device_gateway.gate_pricing import StayPricer
+from device_gateway.gate_store import StoredCommand, decide_read, stored_command
+from device_gateway.gate_tracking import (
+    Ack,
+    GateDevice,
+    expire_awaiting,
+    find_gate,
+    record_ack,
+    record_passage,
+    resend_or_flag,
+)
+from device_gateway.inbox import Envelope
+from device_gateway.metrics import Metrics
+from device_gateway.ports import BrokerLink
+from device_gateway.results import LotRow
+from device_gateway.store import Conn
+from device_gateway.writer import Backoff
+from parking_core.errors import SessionAlreadyOpenError
+from parking_core.gates import GateEvent, Lane, Passage, PlateRead
+from parking_core.topics import Leaf, gate_topic
+
+log = structlog.get_logger("device_gateway.gates")
+GATE_PATH_LEAVES = frozenset({Leaf.PLATE, Leaf.PASSAGE, Leaf.ACK})
+INSERT_REJECTION = """
+INSERT INTO rejected_messages (received_at, topic, device_id, reason, detail, payload)
+VALUES ($1, $2, $3, $4, $5, $6)
+"""
+GATE_LOT = """
+SELECT lot_id, capacity, free_count, occupied_count, reserved_count, unknown_count, closed_count,
+       status = 'closed' AS lot_closed
+FROM lots WHERE lot_id = $1 AND counted_by = 'gates'
+"""
+# Worth another try on the same message: the connection went away, or two writers collided.
+RETRY = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    TimeoutError,
+    SessionAlreadyOpenError,  # a race the lot lock forbids; the next try sees the session
+)
+
+
+class GateQueue:
+    """Receiver of gate messages: hands each to the event loop at once (no batching, no polling)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.queue: asyncio.Queue[Envelope] = asyncio.Queue()
+        self.closed = False
+
+    def put(self, envelope: Envelope) -> None:
+        """Take one message on paho's thread."""
+        if not self.closed:
+            self._loop.call_soon_threadsafe(self.queue.put_nowait, envelope)
+
+
+@dataclass
+class GatePath:
+    """Decides plate reads, records passages and acks, re-sends and expires commands."""
+
+    settings: GatewaySettings
+    inbox: GateQueue
+    link: BrokerLink
+    pool: asyncpg.Pool
+    metrics: Metrics
+    availability: AvailabilityPublisher
+    stop: asyncio.Event
+    backoff: Backoff = field(default_factory=Backoff)
+    pricer: StayPricer = field(default_factory=StayPricer)
+    name: str = "gate-path"
+
+    async def run(self) -> None:
+        """Handle gate messages one by one on a connection of their own, and sweep, until stopped."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._handle_all(), name="gate-messages")
+            tasks.create_task(self._sweep_loop(), name="gate-sweeps")
+
+    async def _connect(self) -> asyncpg.Connection | None:
+        for delay in self.backoff.delays():
+            if self.stop.is_set():
+                return None
+            try:
+                return await asyncpg.connect(self.settings.database_url)
+            except RETRY as exc:
+                log.warning("gate.db_unavailable", error=repr(exc), retry_in_s=delay)
+                await self._pause(delay)
+        return None  # pragma: no cover - delays() never ends
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), seconds)
+
+    async def _next(self) -> Envelope | None:
+        getting = asyncio.ensure_future(self.inbox.queue.get())
+        stopping = asyncio.ensure_future(self.stop.wait())
+        try:
+            await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not getting.done():
+                getting.cancel()
+        return getting.result() if getting.done() and not getting.cancelled() else None
+
+    async def _handle_all(self) -> None:
+        conn = await self._connect()
+        try:
+            while conn is not None:
+                envelope = await self._next()
+                if envelope is None:
+                    self.inbox.closed = True  # later messages stay unacked: the broker keeps them
+                    return
+                conn = await self._handle_with_retry(conn, envelope)
+        finally:
+            if conn is not None:
+                await conn.close()
+
+    async def _handle_with_retry(
+        self, conn: asyncpg.Connection, envelope: Envelope
+    ) -> asyncpg.Connection | None:
+        delays: Iterator[float] = self.backoff.delays()
+        while True:
+            try:
+                await self.handle(conn, envelope)
+            except RETRY as exc:
+                self.metrics.db_errors += 1
+                delay = next(delays)
+                log.warning("gate.retry", error=repr(exc), topic=envelope.topic[:200], retry_in_s=delay)
+                await self._pause(delay)
+                if self.stop.is_set():
+                    await conn.close()
+                    return None  # unacked: redelivered to whichever gateway runs next
+                if conn.is_closed():
+                    await conn.close()
+                    new = await self._connect()
+                    if new is None:
+                        return None
+                    conn = new
+            else:
+                return conn
+
+    async def handle(self, conn: Conn, envelope: Envelope) -> None:
+        """Decode, decide or record, commit, publish what is due, then acknowledge the message."""
+        started = time.perf_counter()
+        received = datetime.fromtimestamp(envelope.received_at, UTC)
+        decoded = decode_gate(
+            envelope.topic, envelope.payload, self.settings.topic_prefix, received, self.settings.limits()
+        )
+        if isinstance(decoded, Rejection):
+            await self._reject(conn, decoded)
+        else:
+            self.metrics.received[decoded.leaf.value] += 1
+            gate = await find_gate(conn, decoded.device_id)
+            if gate is None:
+                detail = "not a provisioned gate"
+                await self._reject(
+                    conn,
+                    reject(
+                        decoded.topic,
+                        decoded.device_id,
+                        RejectReason.UNKNOWN_DEVICE,
+                        detail,
+                        decoded.raw,
+                        received,
+                    ),
+                )
+            elif isinstance(decoded.body, PlateMessage):
+                await self._plate(conn, gate, decoded, decoded.body, started)
+            elif isinstance(decoded.body, PassageMessage):
+                await self._passage(conn, gate, decoded, decoded.body)
+            else:
+                await self._ack(conn, decoded, decoded.body)
+        self.link.ack([envelope])
+
+    def _lane(self, gate: GateDevice, lane: str) -> Lane | None:
+        return Lane(lane) if gate.lane in {"both", lane} else None
+
+    async def _plate(
+        self,
+        conn: Conn,
+        gate: GateDevice,
+        message: GateMessage,
+        body: PlateMessage,
+        started: float,
+    ) -> None:
+        lane = self._lane(gate, body.lane)
+        plate = message.plate or ""
+        if lane is None or not plate:
+            detail = "lane does not match the gate's" if lane is None else "plate: empty after normalising"
+            await self._reject(
+                conn,
+                reject(
+                    message.topic,
+                    message.device_id,
+                    RejectReason.SCHEMA,
+                    detail,
+                    message.raw,
+                    message.received_at,
+                ),
+            )
+            return
+        read = PlateRead(
+            gate.device_id,
+            gate.lot_id,
+            body.seq,
+            body.ts,
+            lane,
+            plate,
+            body.plate_color or "blue",
+            body.confidence,
+        )
+        stored = await decide_read(conn, read, body.plate_color, datetime.now(UTC), self.pricer)
+        self.send(stored)
+        self.metrics.gate_decide_seconds.observe(time.perf_counter() - started)
+        if stored.duplicate:
+            self.metrics.duplicates += 1
+            return
+        self.metrics.gate_commands[stored.command.reason.value] += 1
+        log.info(
+            "gate.command",
+            device_id=gate.device_id,
+            lot_id=gate.lot_id,
+            lane=lane.value,
+            action=stored.command.action.value,
+            reason=stored.command.reason.value,
+            amount_fen=stored.command.amount_fen,
+        )
+        await self._publish_lot(conn, gate.lot_id)
+
+    def send(self, stored: StoredCommand) -> None:
+        """Publish a command to its gate (QoS 1, not retained: a stale command must not replay)."""
+        topic = gate_topic(self.settings.topic_prefix, stored.device_id, Leaf.COMMAND)
+        self.link.publish(topic, stored.payload(), retain=False)
+
+    async def _passage(
+        self, conn: Conn, gate: GateDevice, message: GateMessage, body: PassageMessage
+    ) -> None:
+        lane = self._lane(gate, body.lane)
+        if lane is None:
+            await self._reject(
+                conn,
+                reject(
+                    message.topic,
+                    message.device_id,
+                    RejectReason.SCHEMA,
+                    "lane does not match the gate's",
+                    message.raw,
+                    message.received_at,
+                ),
+            )
+            return
+        passage = Passage(gate.device_id, gate.lot_id, body.seq, body.ts, lane, message.plate)
+        self._count(await record_passage(conn, passage, message.received_at))
+        await self._publish_lot(conn, gate.lot_id)
+
+    async def _ack(self, conn: Conn, message: GateMessage, body: AckMessage) -> None:
+        ack = Ack(message.device_id, uuid.UUID(body.command_id), body.ok, body.ts)
+        if not await record_ack(conn, ack, message.received_at):
+            detail = "command_id: no such command of this gate"
+            await self._reject(
+                conn,
+                reject(
+                    message.topic,
+                    message.device_id,
+                    RejectReason.SCHEMA,
+                    detail,
+                    message.raw,
+                    message.received_at,
+                ),
+            )
+
+    async def _reject(self, conn: Conn, r: Rejection) -> None:
+        self.metrics.rejected[r.reason.value] += 1
+        await conn.execute(
+            INSERT_REJECTION, r.received_at, r.topic, r.device_id, r.reason.value, r.detail, r.payload
+        )
+
+    async def _publish_lot(self, conn: Conn, lot_id: str) -> None:
+        row = await conn.fetchrow(GATE_LOT, lot_id)
+        if row is not None:
+            lot = LotRow(
+                row["lot_id"],
+                row["capacity"],
+                row["free_count"],
+                row["occupied_count"],
+                row["reserved_count"],
+                row["unknown_count"],
+                row["closed_count"],
+                row["lot_closed"],
+                datetime.now(UTC),
+            )
+            self.availability.update([lot])
+
+    def _count(self, events: list[GateEvent]) -> None:
+        for event in events:
+            self.metrics.gate_events[event.kind.value] += 1
+            log.info(
+                "gate.event",
+                kind=event.kind.value,
+                device_id=event.device_id,
+                lot_id=event.lot_id,
+                plate=event.plate,
+            )
+
+    async def _sweep_loop(self) -> None:
+        while not self.stop.is_set():
+            try:
+                await self.sweep(datetime.now(UTC))
+            except Exception:
+                log.exception("task.failed", task="gate-sweeps")
+            await self._pause(self.settings.gateway_gate_sweep_interval_s)
+
+    async def sweep(self, now: datetime) -> None:
+        """Expire open commands whose passage never came; re-send unacked commands, flag the rest."""
+        quiet = now - timedelta(seconds=self.settings.gateway_gate_resend_after_s)
+        async with self.pool.acquire() as conn:
+            expired = await expire_awaiting(conn, now)
+            again, flagged = await resend_or_flag(conn, now, quiet, self.settings.gateway_gate_max_sends)
+            for lot_id in {e.lot_id for e in expired}:
+                await self._publish_lot(conn, lot_id)
+        for row in again:
+            self.send(stored_command(row, row["device_id"]))
+        self._count(expired + flagged)
