@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import random
+import signal
 import socket
 import subprocess
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from multiprocessing.sharedctypes import Synchronized
+from multiprocessing.synchronize import Event as MpEvent
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.city_seed import device_id
 from device_gateway.messages import encode_state
 from parking_core.adapters.settings import MqttEndpoint
 from parking_core.topics import sensor_topic
@@ -110,6 +117,51 @@ def publish(  # noqa: PLR0913 -- bench plumbing
     done.close()
     done.join_thread()
     return took
+
+
+@dataclass(frozen=True)
+class Stream:
+    """What one steady publisher sends: random sensors of a seeded city, at a rate."""
+
+    mqtt_url: str
+    prefix: str
+    lots: int
+    spots_per_lot: int
+    rate: float  # msg/s of this publisher
+    index: int
+    processes: int
+    seed: int
+
+
+def publish_until_stopped(spec: Stream, stop: MpEvent, sent: Synchronized[int]) -> None:
+    """Process target: publish QoS 1 state readings of random sensors at the spec's rate until *stop*."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
+    endpoint = MqttEndpoint.from_url(spec.mqtt_url)
+    client = _client(endpoint, f"bench-stream-{spec.index}-{os.getpid()}")
+    acked = threading.Semaphore(0)
+    client.on_publish = lambda *_args: acked.release()
+    _connect(client, endpoint)
+    client.loop_start()
+    rng = random.Random(spec.seed + spec.index)  # noqa: S311 -- benchmark randomness
+    total = spec.lots * spec.spots_per_lot
+    began = time.monotonic()
+    i = 0
+    while not stop.is_set():
+        spot = rng.randrange(total)
+        device = device_id(spot // spec.spots_per_lot, spot % spec.spots_per_lot)
+        payload = encode_state(i * spec.processes + spec.index + 1, datetime.now(UTC), rng.random() < 0.5)
+        client.publish(sensor_topic(spec.prefix, device, "state"), payload, qos=1)
+        i += 1
+        if i > PUBLISH_WINDOW:
+            acked.acquire(timeout=5)
+        ahead = began + i / spec.rate - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
+        if i % 100 == 0:  # the parent reads the count while measuring
+            sent.value = i
+    sent.value = i
+    client.disconnect()
+    client.loop_stop()
 
 
 def create_session(endpoint: MqttEndpoint, client_id: str, topic: str) -> None:

@@ -8,13 +8,11 @@ import bisect
 import os
 import platform
 import secrets
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,10 +26,12 @@ from bench.backlog import (
     drop_session,
     publish,
 )
+from device_gateway.config import GatewaySettings
 from device_gateway.decode import SensorReading
 from device_gateway.store import STAGE_COLUMNS, prepare_connection, write_batch
 from parking_core.adapters.settings import MqttEndpoint
 from parking_core.devtools.harness import ServiceHarness
+from parking_core.devtools.processes import Process, environment, log_line, python_module, running
 from simulators.city import generate_city
 from simulators.provision import provision_city
 
@@ -62,46 +62,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 @contextmanager
-def gateways(  # noqa: PLR0913, PLR0917 -- bench plumbing
-    harness: ServiceHarness, url: str, prefix: str, args: argparse.Namespace, log_dir: Path, run: int
-) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Run ``--processes`` gateway subprocesses; SIGTERM them at the end."""
-    procs = []
-    assert harness.mqtt_url is not None
-    for index in range(args.processes):
-        env = os.environ | {
-            "PARKING_DATABASE_URL": url,
-            "PARKING_MQTT_URL": harness.mqtt_url,
-            "PARKING_TOPIC_PREFIX": prefix,
-            "PARKING_GATEWAY_CLIENT_ID": f"bench-gw-{index}",
-            "PARKING_GATEWAY_BATCH_ROWS": str(args.batch_rows),
-            "PARKING_GATEWAY_FLUSH_INTERVAL_MS": str(args.flush_ms),
-            "PARKING_GATEWAY_LOG_LEVEL": "info",
-        }
-        with (log_dir / f"gw-{index}-{run}.log").open("ab") as out:
+def gateways(
+    harness: ServiceHarness, url: str, prefix: str, args: argparse.Namespace, log_dir: Path
+) -> Iterator[list[Process]]:
+    """Run ``--processes`` gateway processes until their subscriptions are acknowledged; stop them after."""
+    base = harness.settings(url, topic_prefix=prefix).model_dump()
+    with ExitStack() as stack:
+        procs = []
+        for index in range(args.processes):
+            settings = GatewaySettings.model_validate(
+                base
+                | {
+                    "gateway_client_id": f"bench-gw-{index}",
+                    "gateway_batch_rows": args.batch_rows,
+                    "gateway_flush_interval_ms": args.flush_ms,
+                }
+            )
             procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "device_gateway"], env=env, stdout=out, stderr=subprocess.STDOUT
+                stack.enter_context(
+                    running(
+                        f"gateway {index}",
+                        python_module("device_gateway"),
+                        env=environment(settings),
+                        log_path=log_dir / f"gw-{index}.log",
+                        ready=log_line("mqtt.subscribed", times=1),
+                    )
                 )
             )
-    try:
-        logs = [log_dir / f"gw-{index}-{run}.log" for index in range(args.processes)]
-        deadline = time.monotonic() + 60
-        while not all("mqtt.connected" in log.read_text() for log in logs):
-            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                raise RuntimeError(f"gateways did not connect; see {log_dir}")
-            time.sleep(0.05)
-        time.sleep(0.5)  # SUBACK: the (shared) subscriptions are in place
         yield procs
-    finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -273,11 +261,11 @@ async def run(args: argparse.Namespace, harness: ServiceHarness, log_dir: Path) 
         drop_session(endpoint, "bench-aio")
         report["copy"] = await copy_rate(conn, devices, spots, n)
         report["writer"] = await writer_rate(conn, devices, n, args.batch_rows)
-    with gateways(harness, url, prefix, args, log_dir, 0):  # creates the persistent sessions
+    with gateways(harness, url, prefix, args, log_dir / "first"):  # creates the persistent sessions
         pass
     base = await count_rows(conn)
     publish(endpoint, prefix, devices, n, start_seq=20_000_000)
-    with gateways(harness, url, prefix, args, log_dir, 1) as procs:
+    with gateways(harness, url, prefix, args, log_dir / "drain") as procs:
         report["gateway"] = await drain_rate(conn, base, n)
         probe = await asyncpg.connect(url)
         lat = await latency(conn, probe, endpoint, prefix, devices, args.stream_rate, args.stream_seconds)

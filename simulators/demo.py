@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import secrets
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -25,12 +24,21 @@ from parking_core.adapters.settings import Settings
 from parking_core.devtools.embedded import free_port, port_is_free
 from parking_core.devtools.embedded_defaults import EMBEDDED_DATABASE, ensure_database
 from parking_core.devtools.harness import ServiceHarness, with_database
+from parking_core.devtools.processes import (
+    Process,
+    ProcessFailedError,
+    Ready,
+    environment,
+    http_ok,
+    log_line,
+    python_module,
+    running,
+)
 from simulators.city import CityLayout, load_city
 from simulators.provision import provision_city
 
 DEFAULT_CITY = Path(str(files("simulators") / "cities" / "zhengzhou.json"))
 DEMO_HEARTBEAT_S = 60  # sensors heartbeat every minute in the demo, so silence shows within ~3 min
-API_START_TIMEOUT_S = 30.0
 LIVE_TIMEOUT_S = 120.0
 
 
@@ -60,43 +68,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _env(
-    settings: Settings, harness: ServiceHarness, database_url: str, port: int, token: str
-) -> dict[str, str]:
-    env = dict(os.environ) | {
-        "PARKING_DATABASE_URL": database_url,
-        "PARKING_MQTT_URL": str(harness.mqtt_url),
-        "PARKING_HTTP_HOST": settings.http_host,
-        "PARKING_HTTP_PORT": str(port),
-        "PARKING_ADMIN_TOKEN": token,
-        "PARKING_TOPIC_PREFIX": settings.topic_prefix,
-    }
-    if harness.broker is not None:
-        env |= {
-            "PARKING_BROKER_AUTH": "file",
-            "PARKING_BROKER_PASSWORD_FILE": str(harness.broker.password_file),
-            "PARKING_BROKER_ACL_FILE": str(harness.broker.acl_file),
-            "PARKING_BROKER_PID_FILE": str(harness.broker.pid_file),
-        }
-    return env
-
-
-async def _wait_for_api(base: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + API_START_TIMEOUT_S
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise SystemExit(f"parking-demo: the API exited with code {proc.returncode}")
-            try:
-                async with http.get(f"{base}/v1/openapi.json") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-    raise SystemExit("parking-demo: the API did not start")
-
-
 async def _seed(base: str, token: str, city_doc: dict[str, Any], city: CityLayout) -> None:
     """Publish the example tariffs and the lots (names, places, tariffs) through the admin API."""
     headers = {"Authorization": f"Bearer {token}"}
@@ -115,12 +86,12 @@ async def _seed(base: str, token: str, city_doc: dict[str, Any], city: CityLayou
                 await http.put(f"{base}/v1/admin/lots/{lot['lot_id']}", json=body)
 
 
-async def _wait_until_live(base: str, procs: Sequence[subprocess.Popen[bytes]]) -> bool:
+async def _wait_until_live(base: str, procs: Sequence[Process]) -> bool:
     """Return True once some lot has a known free or occupied count."""
     deadline = time.monotonic() + LIVE_TIMEOUT_S
     async with aiohttp.ClientSession() as http:
         while time.monotonic() < deadline:
-            if any(p.poll() is not None for p in procs):
+            if any(p.popen.poll() is not None for p in procs):
                 return False
             async with http.get(f"{base}/v1/lots") as resp:
                 lots = (await resp.json())["items"]
@@ -128,18 +99,6 @@ async def _wait_until_live(base: str, procs: Sequence[subprocess.Popen[bytes]]) 
                 return True
             await asyncio.sleep(0.5)
     return False
-
-
-def _stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
-    for proc in reversed(procs):
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in reversed(procs):
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -153,11 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     city_doc = json.loads(args.city.read_text())
     city = load_city(args.city)
     token = settings.admin_token.get_secret_value() if settings.admin_token else secrets.token_urlsafe(24)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    harness = ServiceHarness(settings.database_url, settings.mqtt_url, base_dir=settings.data_dir.resolve())
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    harness = ServiceHarness(settings.database_url, settings.mqtt_url, base_dir=data_dir)
     print("starting PostgreSQL and Mosquitto …", flush=True)
     harness.start()
-    procs: list[subprocess.Popen[bytes]] = []
     stopping = False
 
     def on_signal(_signum: int, _frame: object) -> None:
@@ -172,32 +131,80 @@ def main(argv: Sequence[str] | None = None) -> int:
         mode, applied = upgrade_database(database_url, settings.timescale.value)
         print(f"database ready ({mode.value} mode, {len(applied)} migration(s) applied)", flush=True)
         asyncio.run(provision_city(database_url, city, heartbeat_interval_s=DEMO_HEARTBEAT_S))
-        env = _env(settings, harness, database_url, port, token)
+        env = environment(
+            harness.settings(
+                database_url,
+                http_host=settings.http_host,
+                http_port=port,
+                admin_token=token,
+                topic_prefix=settings.topic_prefix,
+            )
+        )
         base = f"http://{settings.http_host}:{port}"
-        procs.append(subprocess.Popen([sys.executable, "-m", "guidance_api"], env=env))
-        asyncio.run(_wait_for_api(base, procs[0]))
-        asyncio.run(_seed(base, token, city_doc, city))
-        procs.append(subprocess.Popen([sys.executable, "-m", "device_gateway"], env=env))
-        sim = [
-            sys.executable,
-            "-m",
-            "simulators",
-            "--city",
-            str(args.city),
-            "--speed",
-            "1",
-            "--duration-s",
-            str(7 * 86_400),
-            "--rate-scale",
-            str(args.rate_scale),
-            "--heartbeat-s",
-            str(DEMO_HEARTBEAT_S),
-        ]
-        if args.faults:
-            sim += ["--duplicate", "0.02", "--reorder", "0.02", "--garbage", "0.005", "--skew", "0.005"]
-        procs.append(subprocess.Popen(sim, env=env))
-        print(
-            f"""
+        logs = data_dir / "logs"
+        with ExitStack() as running_now:  # leaving it stops them in reverse: simulator, gateway, API
+
+            def start(name: str, argv: list[str], ready: Ready | None) -> Process:
+                return running_now.enter_context(
+                    running(name, argv, env=env, log_path=logs / f"{name}.log", ready=ready)
+                )
+
+            procs = [start("api", python_module("guidance_api"), http_ok(f"{base}/v1/openapi.json"))]
+            asyncio.run(_seed(base, token, city_doc, city))
+            procs.append(start("gateway", python_module("device_gateway"), log_line("mqtt.subscribed")))
+            procs.append(start("simulator", _simulator(args), None))
+            print(_banner(city, base, token, database_url, harness, data_dir), flush=True)
+            if args.until_live:
+                return 0 if asyncio.run(_wait_until_live(base, procs)) else _failed(procs)
+            while not stopping and all(p.popen.poll() is None for p in procs):
+                time.sleep(0.5)
+            if not stopping:
+                return _failed(procs)
+            print("stopping …", flush=True)
+            return 0
+    except ProcessFailedError as exc:
+        print(f"parking-demo: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        harness.stop()
+
+
+def _simulator(args: argparse.Namespace) -> list[str]:
+    """Return the simulator's command line: the city at real speed for a week."""
+    argv = python_module(
+        "simulators",
+        "--city",
+        str(args.city),
+        "--speed",
+        "1",
+        "--duration-s",
+        str(7 * 86_400),
+        "--rate-scale",
+        str(args.rate_scale),
+        "--heartbeat-s",
+        str(DEMO_HEARTBEAT_S),
+    )
+    if args.faults:
+        argv += ["--duplicate", "0.02", "--reorder", "0.02", "--garbage", "0.005", "--skew", "0.005"]
+    return argv
+
+
+def _failed(procs: Sequence[Process]) -> int:
+    """Say which process stopped (with its log's last lines) and return the exit code 1."""
+    for proc in procs:
+        if proc.popen.poll() is not None:
+            print(
+                f"parking-demo: {proc.name} stopped (exit {proc.popen.returncode}); its log ends:",
+                file=sys.stderr,
+            )
+            print(proc.tail(), file=sys.stderr)
+    return 1
+
+
+def _banner(  # noqa: PLR0913, PLR0917 -- what the banner shows
+    city: CityLayout, base: str, token: str, database_url: str, harness: ServiceHarness, data_dir: Path
+) -> str:
+    return f"""
   City parking demo is running ({len(city.lots)} lots, {len(city.spots)} bay sensors, simulated).
     dashboard      {base}/dashboard/
     API            {base}/v1/lots   {base}/v1/vacancies?lat=34.7549&lon=113.6588&radius_m=3000
@@ -205,23 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     admin token    {token}
     database       {database_url}
     broker         {harness.mqtt_url}
-  Ctrl-C stops everything; data stays in {settings.data_dir.resolve()} (make clean removes it).
-""",
-            flush=True,
-        )
-        if args.until_live:
-            return 0 if asyncio.run(_wait_until_live(base, procs)) else 1
-        while not stopping and all(p.poll() is None for p in procs):
-            time.sleep(0.5)
-        failed = [p.args for p in procs if p.poll() not in (None, 0)]
-        if failed and not stopping:
-            print(f"parking-demo: a process stopped: {failed}", file=sys.stderr)
-            return 1
-        return 0
-    finally:
-        print("stopping …", flush=True)
-        _stop(procs)
-        harness.stop()
+    logs           {data_dir / "logs"}/api.log, gateway.log, simulator.log
+  Ctrl-C stops everything; data stays in {data_dir} (make clean removes it).
+"""
 
 
 if __name__ == "__main__":

@@ -3,66 +3,35 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from device_gateway.config import GatewaySettings
 from parking_core.adapters.settings import Settings
+from parking_core.devtools.processes import Process, environment, log_line, python_module, running_async
 from simulators.city import generate_city
 from simulators.provision import provision_city
 from simulators.publisher import mqtt_client, publish_all
 from simulators.sensors import CitySimulator, Faults
-from tests.integration.gateway.helpers import eventually
+from tests.integration.gateway.helpers import eventually, gateway_settings
 
 pytestmark = [pytest.mark.db, pytest.mark.mqtt]
 
 
-@contextmanager
-def gateway_process(settings: Settings, client_id: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``python -m device_gateway`` with PARKING_* variables; kill it if still running."""
-    assert settings.database_url is not None
-    assert settings.mqtt_url is not None
-    env = os.environ | {
-        "PARKING_DATABASE_URL": settings.database_url,
-        "PARKING_MQTT_URL": settings.mqtt_url,
-        "PARKING_TOPIC_PREFIX": settings.topic_prefix,
-        "PARKING_GATEWAY_CLIENT_ID": client_id,
-        "PARKING_GATEWAY_BATCH_ROWS": "200",
-        "PARKING_GATEWAY_FLUSH_INTERVAL_MS": "20",
-        "PARKING_GATEWAY_SESSION_EXPIRY_S": "300",
-    }
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "device_gateway"], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-
-
-async def wait_connected(log: Path, times: int) -> None:
-    """Wait until the log shows the *times*-th MQTT connection."""
-
-    def count() -> int:
-        return log.read_text().count("mqtt.connected") if log.exists() else 0
-
-    async def connected() -> bool:
-        return await asyncio.to_thread(count) >= times
-
-    await eventually(connected, timeout_s=30)
-    await asyncio.sleep(0.3)  # SUBACK
+def gateway_process(settings: GatewaySettings, log: Path) -> AbstractAsyncContextManager[Process]:
+    """Run ``python -m device_gateway`` with *settings* until its subscriptions are acknowledged."""
+    return running_async(
+        "gateway",
+        python_module("device_gateway"),
+        env=environment(settings),
+        log_path=log,
+        ready=log_line("mqtt.subscribed"),
+    )
 
 
 async def test_sigkill_mid_stream_loses_and_doubles_nothing(app_settings: Settings, tmp_path: Path) -> None:
@@ -81,13 +50,16 @@ async def test_sigkill_mid_stream_loses_and_doubles_nothing(app_settings: Settin
     )
     batches = [sim.advance(600) for _ in range(24 * 6)] + [sim.drain()]
     total = sum(len(b) for b in batches)
-    client_id = f"gw-kill-{secrets.token_hex(4)}"
-    log = tmp_path / "gateway.log"
+    settings = gateway_settings(
+        app_settings,
+        gateway_client_id=f"gw-kill-{secrets.token_hex(4)}",  # both runs resume the same session
+        gateway_batch_rows=200,
+        gateway_session_expiry_s=300,
+    )
     db = await asyncpg.connect(app_settings.database_url)
     try:
         async with mqtt_client(app_settings.mqtt_endpoint()) as pub:
-            with gateway_process(app_settings, client_id, log) as first:
-                await wait_connected(log, 1)
+            async with gateway_process(settings, tmp_path / "first.log") as first:
                 half = len(batches) // 2
                 for batch in batches[:half]:
                     await publish_all(pub, batch)
@@ -96,21 +68,18 @@ async def test_sigkill_mid_stream_loses_and_doubles_nothing(app_settings: Settin
                     return bool(await db.fetchval("SELECT count(*) FROM sensor_readings") > 200)
 
                 await eventually(some_committed)
-                first.send_signal(signal.SIGKILL)
-                first.wait()
+                first.kill()
             before_restart = await db.fetchval("SELECT count(*) FROM sensor_readings")
             for batch in batches[half:]:  # the broker queues these for the dead session
                 await publish_all(pub, batch)
-            with gateway_process(app_settings, client_id, log) as second:
-                await wait_connected(log, 2)
+            async with gateway_process(settings, tmp_path / "second.log") as second:
 
                 async def all_in() -> bool:
                     n = await db.fetchval("SELECT count(*) FROM sensor_readings")
                     return bool(n == len(sim.truth.readings))
 
                 await eventually(all_in, timeout_s=60)
-                second.send_signal(signal.SIGTERM)
-                assert await asyncio.to_thread(second.wait, 30) == 0
+                assert await asyncio.to_thread(second.stop, 30) == 0
         assert 0 < before_restart < len(sim.truth.readings) <= total
         stored = {
             (r["device_id"], r["seq"], r["ts"])
