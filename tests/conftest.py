@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -44,6 +45,16 @@ def database_url(
     url = harness.create_database(f"t_{module}", template=migrated_template[0])
     yield url
     harness.drop_database(url.rsplit("/", 1)[-1])
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """Return a connection to this module's database: the test's own view of what was written."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 @pytest.fixture(scope="module")

@@ -126,16 +126,6 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """Return a connection to this module's database, to play the gateway."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
 async def wait_for_port_file(proc: asyncio.subprocess.Process, profile: Path, log: Path) -> tuple[int, str]:
     """Return Chromium's DevTools port and browser websocket path once it has written them."""
     loop = asyncio.get_running_loop()

@@ -45,6 +45,7 @@ def night_start(now: datetime) -> datetime:
 
 async def test_vacancies_match_the_ground_truth_and_the_distance_order(
     app_settings: Settings,
+    db: asyncpg.Connection,
     aiohttp_client: Callable[[web.Application], Awaitable[TestClient[Any, Any]]],
 ) -> None:
     """Every offered lot's free count is the truth's; nearer lots come first; full lots are absent."""
@@ -60,21 +61,17 @@ async def test_vacancies_match_the_ground_truth_and_the_distance_order(
         rate_scale=1.0,
     )
     await provision_city(app_settings.database_url, city, heartbeat_interval_s=900, stale_after_s=3 * 3600)
-    db = await asyncpg.connect(app_settings.database_url)
-    try:
-        async with (
-            running_gateway(gateway_settings(app_settings)),
-            mqtt_client(app_settings.mqtt_endpoint()) as pub,
-        ):
-            await run_simulation(sim, pub, virtual_s=4 * 3600, step_s=300, speed=None)
-            truth = sim.truth
+    async with (
+        running_gateway(gateway_settings(app_settings)),
+        mqtt_client(app_settings.mqtt_endpoint()) as pub,
+    ):
+        await run_simulation(sim, pub, virtual_s=4 * 3600, step_s=300, speed=None)
+        truth = sim.truth
 
-            async def settled() -> bool:
-                return bool(await db.fetchval("SELECT count(*) FROM sensor_readings") == len(truth.readings))
+        async def settled() -> bool:
+            return bool(await db.fetchval("SELECT count(*) FROM sensor_readings") == len(truth.readings))
 
-            await eventually(settled, timeout_s=60, state={})
-    finally:
-        await db.close()
+        await eventually(settled, timeout_s=60, state={})
     occupied = truth.occupied()
     free_truth = {lot.lot_id: sum(not occupied[s.spot_id] for s in lot.spots) for lot in city.lots}
     api = await aiohttp_client(create_app(app_settings))

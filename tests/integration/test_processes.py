@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from parking_core.adapters.settings import BrokerAuth, Settings
 from parking_core.devtools.processes import (
@@ -102,7 +103,7 @@ def test_the_environment_is_exactly_the_settings(monkeypatch: pytest.MonkeyPatch
         mqtt_url="mqtt://h:1883",
         http_port=9999,
         broker_auth=BrokerAuth.FILE,
-        payment_secret="s3cret",
+        payment_secret=SecretStr("s3cret"),
     )
     monkeypatch.setenv("PARKING_ADMIN_TOKEN", "leaked")
     env = environment(settings, EXTRA="1")

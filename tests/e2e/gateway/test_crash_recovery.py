@@ -34,7 +34,9 @@ def gateway_process(settings: GatewaySettings, log: Path) -> AbstractAsyncContex
     )
 
 
-async def test_sigkill_mid_stream_loses_and_doubles_nothing(app_settings: Settings, tmp_path: Path) -> None:
+async def test_sigkill_mid_stream_loses_and_doubles_nothing(
+    app_settings: Settings, tmp_path: Path, db: asyncpg.Connection
+) -> None:
     """Readings committed before the kill stay once; the rest arrive after the restart."""
     assert app_settings.database_url is not None
     city = generate_city(1, 2, 50, prefix="kill")
@@ -56,63 +58,62 @@ async def test_sigkill_mid_stream_loses_and_doubles_nothing(app_settings: Settin
         gateway_batch_rows=200,
         gateway_session_expiry_s=300,
     )
-    db = await asyncpg.connect(app_settings.database_url)
-    try:
-        async with mqtt_client(app_settings.mqtt_endpoint()) as pub:
-            async with gateway_process(settings, tmp_path / "first.log") as first:
-                half = len(batches) // 2
-                for batch in batches[:half]:
-                    await publish_all(pub, batch)
-
-                async def some_committed() -> bool:
-                    return bool(await db.fetchval("SELECT count(*) FROM sensor_readings") > 200)
-
-                await eventually(some_committed)
-                first.kill()
-            before_restart = await db.fetchval("SELECT count(*) FROM sensor_readings")
-            for batch in batches[half:]:  # the broker queues these for the dead session
+    async with mqtt_client(app_settings.mqtt_endpoint()) as pub:
+        async with gateway_process(settings, tmp_path / "first.log") as first:
+            half = len(batches) // 2
+            for batch in batches[:half]:
                 await publish_all(pub, batch)
-            async with gateway_process(settings, tmp_path / "second.log") as second:
 
-                async def all_in() -> bool:
-                    n = await db.fetchval("SELECT count(*) FROM sensor_readings")
-                    return bool(n == len(sim.truth.readings))
+            async def some_committed() -> bool:
+                return bool(await db.fetchval("SELECT count(*) FROM sensor_readings") > 200)
 
-                await eventually(all_in, timeout_s=60)
-                assert await asyncio.to_thread(second.stop, 30) == 0
-        assert 0 < before_restart < len(sim.truth.readings) <= total
-        stored = {
-            (r["device_id"], r["seq"], r["ts"])
-            for r in await db.fetch("SELECT device_id, seq, ts FROM sensor_readings")
-        }
-        assert stored == sim.truth.readings
-        rows = await db.fetch("SELECT spot_id, occupied, status FROM spots")
-        assert {r["spot_id"]: r["occupied"] for r in rows} == sim.truth.occupied()
-        repeated = await db.fetchval(
-            "SELECT count(*) FROM (SELECT spot_id, ts, status, previous_status FROM spot_status_changes"
-            " GROUP BY 1, 2, 3, 4 HAVING count(*) > 1) d"
+            await eventually(some_committed)
+            first.kill()
+        before_restart = await db.fetchval("SELECT count(*) FROM sensor_readings")
+        for batch in batches[half:]:  # the broker queues these for the dead session
+            await publish_all(pub, batch)
+        async with gateway_process(settings, tmp_path / "second.log") as second:
+
+            async def all_in() -> bool:
+                n = await db.fetchval("SELECT count(*) FROM sensor_readings")
+                return bool(n == len(sim.truth.readings))
+
+            await eventually(all_in, timeout_s=60)
+            assert await asyncio.to_thread(second.stop, 30) == 0
+    assert 0 < before_restart < len(sim.truth.readings) <= total
+    stored = {
+        (r["device_id"], r["seq"], r["ts"])
+        for r in await db.fetch("SELECT device_id, seq, ts FROM sensor_readings")
+    }
+    assert stored == sim.truth.readings
+    rows = await db.fetch("SELECT spot_id, occupied, status FROM spots")
+    assert {r["spot_id"]: r["occupied"] for r in rows} == sim.truth.occupied()
+    repeated = await db.fetchval(
+        "SELECT count(*) FROM (SELECT spot_id, ts, status, previous_status FROM spot_status_changes"
+        " GROUP BY 1, 2, 3, 4 HAVING count(*) > 1) d"
+    )
+    assert repeated == 0
+    broken = await db.fetchval(
+        """SELECT count(*) FROM (
+             SELECT status, previous_status,
+                    lag(status) OVER (PARTITION BY spot_id ORDER BY ts, ctid) AS before
+             FROM spot_status_changes) c
+           WHERE before IS NOT NULL AND before <> previous_status"""
+    )
+    # Every change starts where the previous one ended: none applied twice. In ts order, the order
+    # newest-wins applies them in; not ctid order: the killed transaction's rows are rolled back
+    # and their space reused, so later rows can sit on earlier pages.
+    assert broken == 0
+    counts = await db.fetch(
+        """SELECT l.lot_id, l.free_count, l.occupied_count, l.unknown_count,
+                  count(*) FILTER (WHERE s.status = 'free') AS free,
+                  count(*) FILTER (WHERE s.status = 'occupied') AS occupied,
+                  count(*) FILTER (WHERE s.status = 'unknown') AS unknown
+           FROM lots l JOIN spots s USING (lot_id) GROUP BY l.lot_id"""
+    )
+    for c in counts:
+        assert (c["free_count"], c["occupied_count"], c["unknown_count"]) == (
+            c["free"],
+            c["occupied"],
+            c["unknown"],
         )
-        assert repeated == 0
-        broken = await db.fetchval(
-            """SELECT count(*) FROM (
-                 SELECT status, previous_status,
-                        lag(status) OVER (PARTITION BY spot_id ORDER BY ctid) AS before
-                 FROM spot_status_changes) c
-               WHERE before IS NOT NULL AND before <> previous_status"""
-        )
-        assert broken == 0  # every change starts where the previous one ended: none applied twice
-        counts = await db.fetch(
-            """SELECT l.lot_id, l.free_count, l.occupied_count, l.unknown_count,
-                      count(*) FILTER (WHERE s.status = 'free') AS free,
-                      count(*) FILTER (WHERE s.status = 'occupied') AS occupied,
-                      count(*) FILTER (WHERE s.status = 'unknown') AS unknown
-               FROM lots l JOIN spots s USING (lot_id) GROUP BY l.lot_id"""
-        )
-        for c in counts:
-            assert (c["free_count"], c["occupied_count"], c["unknown_count"]) == (
-                c["free"],
-                c["occupied"],
-                c["unknown"],
-            )
-    finally:
-        await db.close()

@@ -52,40 +52,38 @@ async def move_counts(
     return rows[0]
 
 
-async def agreement(api: Client, database_url: str, lot_id: str, combinations: list[Combination]) -> set[str]:
+async def agreement(
+    api: Client, conn: asyncpg.Connection, lot_id: str, combinations: list[Combination]
+) -> set[str]:
     """Walk the lot through *combinations*, open then closed; return the statuses seen while open."""
     resp = await api.put(
         f"/v1/admin/lots/{lot_id}", json=lot_body(lot_id, len(combinations[0])), headers=ADMIN
     )
     assert resp.status == 201, await resp.text()
     seen: set[tuple[bool, str]] = set()
-    conn = await asyncpg.connect(database_url)
-    try:
-        state = (SpotStatus.UNKNOWN,) * len(combinations[0])  # as provisioned
-        for lot_closed in (False, True):
-            flag = "closed" if lot_closed else "open"
-            await conn.execute("UPDATE lots SET status = $1 WHERE lot_id = $2", flag, lot_id)
-            for combination in combinations:
-                row = await move_counts(conn, lot_id, state, combination)
-                state = combination
-                published = AVAILABILITY.validate_json(availability_payload(row))
-                lot = await (await api.get(f"/v1/lots/{lot_id}")).json()
-                listed = (await (await api.get("/v1/lots", params={"district_id": "agree"})).json())["items"]
-                assert (published.status.value, published.free, published.capacity) == (
-                    lot["status"],
-                    lot["free"],
-                    lot["capacity"],
-                ), (lot_closed, combination)
-                assert lot in listed
-                seen.add((lot_closed, lot["status"]))
-    finally:
-        await conn.close()
+    state = (SpotStatus.UNKNOWN,) * len(combinations[0])  # as provisioned
+    for lot_closed in (False, True):
+        flag = "closed" if lot_closed else "open"
+        await conn.execute("UPDATE lots SET status = $1 WHERE lot_id = $2", flag, lot_id)
+        for combination in combinations:
+            row = await move_counts(conn, lot_id, state, combination)
+            state = combination
+            published = AVAILABILITY.validate_json(availability_payload(row))
+            lot = await (await api.get(f"/v1/lots/{lot_id}")).json()
+            listed = (await (await api.get("/v1/lots", params={"district_id": "agree"})).json())["items"]
+            assert (published.status.value, published.free, published.capacity) == (
+                lot["status"],
+                lot["free"],
+                lot["capacity"],
+            ), (lot_closed, combination)
+            assert lot in listed
+            seen.add((lot_closed, lot["status"]))
     assert {status for closed, status in seen if closed} == {"closed"}  # closed is never full
     return {status for closed, status in seen if not closed}
 
 
 async def test_availability_and_the_api_say_the_same_for_every_spot_combination(
-    api: Client, database_url: str
+    api: Client, db: asyncpg.Connection
 ) -> None:
     """Every combination of a 4-spot lot, open and closed: the gateway's payload and the API's lot
     (one and listed) agree on status, free and capacity. A closed lot reads closed, never full.
@@ -93,11 +91,11 @@ async def test_availability_and_the_api_say_the_same_for_every_spot_combination(
     await api.put("/v1/admin/districts/agree", json={"name": "一致"}, headers=ADMIN)
     combinations = list(combinations_with_replacement(SpotStatus, SMALL))
     assert len(combinations) == 70
-    statuses = await agreement(api, database_url, "AG", combinations)
+    statuses = await agreement(api, db, "AG", combinations)
     assert statuses == {"open", "full", "closed", "unknown"}  # one free of four is 25 %: never almost_full
 
 
-async def test_they_agree_on_almost_full_too(api: Client, database_url: str) -> None:
+async def test_they_agree_on_almost_full_too(api: Client, db: asyncpg.Connection) -> None:
     """An 11-spot lot, from no free spot to two, with up to six unknown: almost_full on both sides."""
     await api.put("/v1/admin/districts/agree", json={"name": "一致"}, headers=ADMIN)
     combinations = [
@@ -107,5 +105,5 @@ async def test_they_agree_on_almost_full_too(api: Client, database_url: str) -> 
         for free in range(3)
         for unknown in range(7)
     ]
-    statuses = await agreement(api, database_url, "AGB", combinations)
+    statuses = await agreement(api, db, "AGB", combinations)
     assert statuses == {"open", "almost_full", "full", "unknown"}

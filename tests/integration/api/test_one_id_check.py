@@ -37,16 +37,12 @@ def test_a_body_id_is_valid_exactly_when_the_core_says(value: str) -> None:
     assert body_accepts(value) == is_valid_id(value)
 
 
-async def test_the_schema_checks_ids_with_the_same_pattern(database_url: str) -> None:
+async def test_the_schema_checks_ids_with_the_same_pattern(db: asyncpg.Connection) -> None:
     """Every id CHECK constraint of the migrations is the core's pattern, anchored."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        rows = await conn.fetch(
-            "SELECT conrelid::regclass::text AS tbl, pg_get_constraintdef(oid) AS def FROM pg_constraint"
-            " WHERE contype = 'c' AND pg_get_constraintdef(oid) LIKE '%\\_id ~ %'"
-        )
-    finally:
-        await conn.close()
+    rows = await db.fetch(
+        "SELECT conrelid::regclass::text AS tbl, pg_get_constraintdef(oid) AS def FROM pg_constraint"
+        " WHERE contype = 'c' AND pg_get_constraintdef(oid) LIKE '%\\_id ~ %'"
+    )
     patterns = {re.search(r"~ '([^']*)'", r["def"]).group(1) for r in rows}  # type: ignore[union-attr]
     assert {r["tbl"] for r in rows} >= {"districts", "lots", "spots", "devices", "zones"}
     assert patterns == {f"^{ID_PATTERN.pattern}$"}

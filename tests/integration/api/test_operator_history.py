@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,16 +15,6 @@ pytestmark = pytest.mark.db
 
 Client = TestClient[Any, Any]
 CAPACITY = 10
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """Return a connection to this module's database, as the gateway's sampler would use."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def provision(api: Client, lot_id: str, district_id: str = "east") -> None:

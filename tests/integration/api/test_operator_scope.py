@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,16 +36,6 @@ class World:
     district_a: Headers
     lot_b: Headers
     driver: Headers
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """Return a connection to this module's database."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def put(api: Client, path: str, body: dict[str, Any]) -> None:

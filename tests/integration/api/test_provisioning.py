@@ -77,7 +77,7 @@ async def test_replacing_a_lot_keeps_it_idempotent(api: Client) -> None:
     ],
 )
 async def test_bad_lot_input_is_refused_naming_the_field_and_changes_nothing(
-    api: Client, database_url: str, change: dict[str, Any], field: str, status: int
+    api: Client, db: asyncpg.Connection, change: dict[str, Any], field: str, status: int
 ) -> None:
     """Each bad field gets a problem response that names it; the lot is not created."""
     await provision_lot(api)
@@ -89,11 +89,7 @@ async def test_bad_lot_input_is_refused_naming_the_field_and_changes_nothing(
     problem = await resp.json()
     assert problem["status"] == status
     assert field in [e["field"] for e in problem["errors"]], problem
-    conn = await asyncpg.connect(database_url)
-    try:
-        assert await conn.fetchval("SELECT count(*) FROM lots WHERE lot_id = 'BAD1'") == 0
-    finally:
-        await conn.close()
+    assert await db.fetchval("SELECT count(*) FROM lots WHERE lot_id = 'BAD1'") == 0
 
 
 async def test_malformed_json_and_bad_ids_are_400(api: Client) -> None:

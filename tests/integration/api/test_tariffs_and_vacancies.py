@@ -41,23 +41,19 @@ async def put_lot(api: Client, lot_id: str, lat: float, lon: float, spots: int, 
     assert resp.status in {200, 201}, await resp.text()
 
 
-async def set_spots(database_url: str, lot_id: str, free: int, occupied: int, unknown: int) -> None:
+async def set_spots(conn: asyncpg.Connection, lot_id: str, free: int, occupied: int, unknown: int) -> None:
     """Set spot statuses and the lot's counters directly, as the gateway would."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        statuses = ["free"] * free + ["occupied"] * occupied + ["unknown"] * unknown
-        for i, status in enumerate(statuses):
-            await conn.execute("UPDATE spots SET status = $1 WHERE spot_id = $2", status, f"{lot_id}-{i}")
-        await conn.execute(
-            "UPDATE lots SET free_count = $2, occupied_count = $3, unknown_count = $4,"
-            " counts_updated_at = now() WHERE lot_id = $1",
-            lot_id,
-            free,
-            occupied,
-            unknown,
-        )
-    finally:
-        await conn.close()
+    statuses = ["free"] * free + ["occupied"] * occupied + ["unknown"] * unknown
+    for i, status in enumerate(statuses):
+        await conn.execute("UPDATE spots SET status = $1 WHERE spot_id = $2", status, f"{lot_id}-{i}")
+    await conn.execute(
+        "UPDATE lots SET free_count = $2, occupied_count = $3, unknown_count = $4,"
+        " counts_updated_at = now() WHERE lot_id = $1",
+        lot_id,
+        free,
+        occupied,
+        unknown,
+    )
 
 
 async def test_publishing_a_tariff_twice_is_idempotent_and_a_changed_version_conflicts(api: Client) -> None:
@@ -134,7 +130,7 @@ async def test_lot_tariff_is_published_with_summary_and_exports(api: Client) -> 
     assert (await api.get("/v1/lots/T1/tariff", params={"format": "xml"})).status == 400
 
 
-async def test_vacancies_are_nearest_useful_first_and_honest(api: Client, database_url: str) -> None:
+async def test_vacancies_are_nearest_useful_first_and_honest(api: Client, db: asyncpg.Connection) -> None:
     """Known free lots by distance, then unknown ones; full and closed lots are not offered."""
     lat, lon = 34.80, 113.70  # away from the other tests' lots in this module's database
     await put_lot(api, "NEAR", lat + 0.001, lon, 4)  # ~111 m north
@@ -143,12 +139,12 @@ async def test_vacancies_are_nearest_useful_first_and_honest(api: Client, databa
     await put_lot(api, "STALE", lat + 0.0005, lon, 4)  # nearest, but its sensors are silent
     await put_lot(api, "SHUT", lat + 0.0015, lon, 2, status="closed")
     await put_lot(api, "FAR", lat + 0.03, lon, 2)  # ~3.3 km
-    await set_spots(database_url, "NEAR", free=1, occupied=3, unknown=0)
-    await set_spots(database_url, "MID", free=4, occupied=0, unknown=0)
-    await set_spots(database_url, "FULL", free=0, occupied=2, unknown=0)
-    await set_spots(database_url, "STALE", free=1, occupied=0, unknown=3)
-    await set_spots(database_url, "SHUT", free=2, occupied=0, unknown=0)
-    await set_spots(database_url, "FAR", free=2, occupied=0, unknown=0)
+    await set_spots(db, "NEAR", free=1, occupied=3, unknown=0)
+    await set_spots(db, "MID", free=4, occupied=0, unknown=0)
+    await set_spots(db, "FULL", free=0, occupied=2, unknown=0)
+    await set_spots(db, "STALE", free=1, occupied=0, unknown=3)
+    await set_spots(db, "SHUT", free=2, occupied=0, unknown=0)
+    await set_spots(db, "FAR", free=2, occupied=0, unknown=0)
     resp = await api.get("/v1/vacancies", params={"lat": lat, "lon": lon, "radius_m": 2000})
     assert resp.status == 200
     items = (await resp.json())["items"]

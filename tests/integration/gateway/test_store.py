@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -24,12 +24,11 @@ LOT = CITY.lots[0]
 
 
 @pytest.fixture
-async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_url)
-    await prepare_connection(connection)
+async def conn(db: asyncpg.Connection, database_url: str) -> asyncpg.Connection:
+    """Return the test's connection, with the writer's temp tables, after provisioning the city."""
+    await prepare_connection(db)
     await provision_city(database_url, CITY, heartbeat_interval_s=10, stale_after_s=30)
-    yield connection
-    await connection.close()
+    return db
 
 
 def reading(  # noqa: PLR0917
