@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Required, TypedDict, Unpack
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
@@ -32,6 +33,15 @@ POLL_S = 0.05
 TAIL_LINES = 40
 
 Ready = Callable[["Process"], bool]
+
+
+class Options(TypedDict, total=False):
+    """How :func:`running` runs a process, besides its name and command line."""
+
+    env: Required[Mapping[str, str]]
+    log_path: Required[Path]
+    ready: Ready | None
+    timeout_s: float
 
 
 class ProcessFailedError(RuntimeError):
@@ -70,8 +80,8 @@ class Process:
         """Poll *ready* until it holds; raise if the process exits first or *timeout_s* passes."""
         deadline = time.monotonic() + timeout_s
         while not ready(self):
-            if self.popen.poll() is not None:
-                raise ProcessFailedError(self, f"exited with code {self.popen.returncode} before it was ready")
+            if (code := self.popen.poll()) is not None:
+                raise ProcessFailedError(self, f"exited with code {code} before it was ready")
             if time.monotonic() > deadline:
                 raise ProcessFailedError(self, f"was not ready within {timeout_s:.0f} s")
             time.sleep(POLL_S)
@@ -165,26 +175,17 @@ def running(  # noqa: PLR0913 -- keyword-only, each says what it is
 
 
 @contextlib.asynccontextmanager
-async def running_async(  # noqa: PLR0913 -- keyword-only, each says what it is
-    name: str,
-    argv: list[str],
-    *,
-    env: Mapping[str, str],
-    log_path: Path,
-    ready: Ready | None = None,
-    timeout_s: float = READY_TIMEOUT_S,
-) -> AsyncIterator[Process]:
+async def running_async(name: str, argv: list[str], **options: Unpack[Options]) -> AsyncIterator[Process]:
     """:func:`running` for asyncio code: waiting and stopping happen in a thread, not on the loop."""
-    process = start(name, argv, env, log_path)
+    manager = running(name, argv, **options)
+    process = await asyncio.to_thread(manager.__enter__)
     try:
-        if ready is not None:
-            await asyncio.to_thread(process.wait_ready, ready, timeout_s)
         yield process
-    except Exception as exc:
-        _attach_log(exc, process)
-        raise
-    finally:
-        await asyncio.to_thread(process.stop)
+    except BaseException as exc:
+        if not await asyncio.to_thread(manager.__exit__, type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        await asyncio.to_thread(manager.__exit__, None, None, None)
 
 
 def _attach_log(exc: Exception, process: Process) -> None:

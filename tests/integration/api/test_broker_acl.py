@@ -30,22 +30,25 @@ def own_broker(harness: ServiceHarness) -> ServiceHarness:
     return harness
 
 
+async def put_lot(api: TestClient[Any, Any], district_id: str, lot_id: str, **lot: Any) -> None:
+    """Provision a district and one lot in it."""
+    await api.put(f"/v1/admin/districts/{district_id}", json={"name": district_id.upper()}, headers=ADMIN)
+    body = {"name": lot_id, "district_id": district_id, **lot}
+    assert (await api.put(f"/v1/admin/lots/{lot_id}", headers=ADMIN, json=body)).status in {200, 201}
+
+
 async def test_a_provisioned_sensor_publishes_on_its_own_topics_only(
     api: TestClient[Any, Any], own_broker: ServiceHarness, topic_prefix: str
 ) -> None:
     """Its own state topic reaches the backend; another sensor's topic is refused by the broker."""
-    await api.put("/v1/admin/districts/d1", json={"name": "D1"}, headers=ADMIN)
-    await api.put(
-        "/v1/admin/lots/L1",
-        headers=ADMIN,
-        json={
-            "name": "L1",
-            "kind": "on_street",
-            "district_id": "d1",
-            "lat": 34.75,
-            "lon": 113.62,
-            "spots": [{"spot_id": "L1-1"}, {"spot_id": "L1-2"}],
-        },
+    await put_lot(
+        api,
+        "d1",
+        "L1",
+        kind="on_street",
+        lat=34.75,
+        lon=113.62,
+        spots=[{"spot_id": "L1-1"}, {"spot_id": "L1-2"}],
     )
     mine = await (
         await api.put(
@@ -83,19 +86,7 @@ async def test_a_provisioned_sensor_publishes_on_its_own_topics_only(
 
 async def test_a_wrong_password_is_refused(api: TestClient[Any, Any], own_broker: ServiceHarness) -> None:
     """The broker refuses a device whose password is not the one it was given."""
-    await api.put("/v1/admin/districts/d2", json={"name": "D2"}, headers=ADMIN)
-    await api.put(
-        "/v1/admin/lots/L2",
-        headers=ADMIN,
-        json={
-            "name": "L2",
-            "kind": "off_street",
-            "district_id": "d2",
-            "lat": 34.7,
-            "lon": 113.6,
-            "capacity": 50,
-        },
-    )
+    await put_lot(api, "d2", "L2", kind="off_street", lat=34.7, lon=113.6, capacity=50)
     resp = await api.put(
         "/v1/admin/devices/GATE-1", headers=ADMIN, json={"kind": "gate", "lot_id": "L2", "lane": "entry"}
     )

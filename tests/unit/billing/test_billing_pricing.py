@@ -39,22 +39,23 @@ def fen(tariff: Tariff, entry: datetime, exit_at: datetime, **kw: Any) -> int:
     return price_stay(entry, exit_at, kw.pop("cls", CAR), tariff, **kw).amount_fen
 
 
+ALL_DAY = {  # one band, 1 元 an hour round the clock
+    "band_id": "all",
+    "name": {"zh": "全天", "en": "all day"},
+    "start": "00:00",
+    "end": "24:00",
+    "charge": "tiered",
+    "tiers": [{"start_min": 0, "end_min": None, "unit_min": 60, "unit_price_fen": 100}],
+}
+
+
 def custom(**fields: Any) -> Tariff:
     doc: dict[str, Any] = {
         "tariff_id": "t",
         "version": 1,
         "name": {"zh": "测试", "en": "test"},
         "valid_from": "2025-01-01",
-        "bands": [
-            {
-                "band_id": "all",
-                "name": {"zh": "全天", "en": "all day"},
-                "start": "00:00",
-                "end": "24:00",
-                "charge": "tiered",
-                "tiers": [{"start_min": 0, "end_min": None, "unit_min": 60, "unit_price_fen": 100}],
-            },
-        ],
+        "bands": [ALL_DAY],
     }
     doc.update(fields)
     return parse_tariff(doc)
@@ -169,20 +170,8 @@ def test_session_cap_limits_one_stay() -> None:
 
 def test_a_band_cap_limits_each_occurrence() -> None:
     """max_fee_fen on a band caps each occurrence separately."""
-    doc = {
-        "bands": [
-            {
-                "band_id": "all",
-                "name": {"zh": "全天", "en": "all day"},
-                "start": "00:00",
-                "end": "24:00",
-                "charge": "tiered",
-                "max_fee_fen": 500,
-                "tiers": [{"start_min": 0, "end_min": None, "unit_min": 60, "unit_price_fen": 100}],
-            },
-        ],
-    }
-    assert fen(custom(**doc), at(3, 12), at(4, 12)) == 500 + 500
+    capped = custom(bands=[ALL_DAY | {"max_fee_fen": 500}])
+    assert fen(capped, at(3, 12), at(4, 12)) == 500 + 500
 
 
 def test_weekend_and_holiday_bands_apply_by_local_date() -> None:
