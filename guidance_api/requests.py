@@ -65,6 +65,8 @@ async def read_json(request: web.Request) -> Any:
         return await request.json(loads=json.loads)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ProblemError(pt.MALFORMED_BODY, f"body is not JSON: {exc}") from exc
+    except RecursionError as exc:  # [[[[…]]]] nested deeper than Python's parser goes
+        raise ProblemError(pt.MALFORMED_BODY, "body is nested too deeply") from exc
 
 
 def unknown_lot(lot_id: str) -> ProblemError:

@@ -80,6 +80,14 @@ async def test_a_bad_tariff_names_the_field(api: Client) -> None:
     assert "bands[0].tiers[0].unit_price_fen" in fields
 
 
+async def test_a_tariff_body_nested_too_deeply_is_400_not_500(api: Client) -> None:
+    """Python's JSON parser gives up on deep nesting (RecursionError): that is the body's fault."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    resp = await api.put("/v1/admin/tariffs/deep", data=deep, headers=ADMIN)
+    assert resp.status == 400
+    assert (await resp.json())["type"].endswith("/malformed_body")
+
+
 async def test_quote_prices_the_issue_examples_in_the_lots_time_zone(api: Client) -> None:
     """The zone-1 on-street examples: 10:00→10:10 free, →11:00 ¥4, →12:30 ¥8, →14:10 ¥16, 20:00→23:00 ¥4."""
     await publish_examples(api)
