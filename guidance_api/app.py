@@ -10,12 +10,14 @@ from aiohttp import web
 
 from guidance_api import (
     admin,
+    cds_feed,
     dashboard,
     driver_money,
     guidance,
     kpis,
     lots,
     money_operator,
+    ngsi_feed,
     operator_history,
     operator_routes,
     overview,
@@ -46,6 +48,8 @@ def all_routes() -> Routes:
         kpis,
         overview,
         admin,
+        cds_feed,
+        ngsi_feed,
         dashboard,
         driver_money,
         payment_notify,

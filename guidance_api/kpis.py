@@ -3,36 +3,38 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from itertools import pairwise
+from datetime import date, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-import asyncpg
 from aiohttp import web
 
 from guidance_api import problem_types as pt
 from guidance_api.auth import Principal, require_operator
 from guidance_api.context import DB_POOL, principal, utc_now
-from guidance_api.history_sql import TIME_WEIGHTED_SERIES
+from guidance_api.lot_periods import (
+    DEFAULT_ZONE,
+    PERIODS,
+    Periods,
+    Tally,
+    combined,
+    lot_tallies,
+    period_starts,
+    zone_of,
+)
 from guidance_api.openapi import Param, RouteDoc, Routes
 from guidance_api.params import bad_param
 from guidance_api.problems import ProblemError
 from guidance_api.requests import ID_SCHEMA, path_id
 from guidance_api.scope import SCOPE_FILTER, check_lot_scope, scope_args
-from parking_core.lots import DEFAULT_TIME_ZONE
-from parking_core.time_weight import SOURCE_OFFLINE, is_source_offline
+from parking_core.time_weight import SOURCE_OFFLINE
 
 routes = Routes()
 
-PERIODS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 # The longest range per request: a month of hours (744 rows a lot), a year of days. Beyond that a
 # chart cannot show it and the request would read too much of the 5-minute view at once.
 MAX_DAYS = {"hour": 31, "day": 366}
 DEFAULT_DAYS = {"hour": 1, "day": 7}  # today by the hour; the last week by the day
-DEFAULT_ZONE = DEFAULT_TIME_ZONE  # CONTRACT.md: the lot time zone when none is set
-MICROS = 1_000_000
 
 LOTS = f"""
 SELECT l.lot_id, l.time_zone FROM lots l
@@ -92,68 +94,6 @@ PARAMS = (
 )
 
 
-@dataclass
-class Tally:
-    """Sums of one period over the lots that reported in it."""
-
-    start: datetime
-    end: datetime
-    occupied_us: float = 0.0  # occupied spots × microseconds
-    capacity_us: float = 0.0  # capacity × microseconds
-    occupied: float = 0.0  # the lots' time-weighted occupied spots, summed
-    capacity: float = 0.0
-    reporting: int = 0
-    offline: int = 0
-    samples: int = 0
-
-    def add_lot(self, row: Any) -> None:
-        """Count one lot's row of TIME_WEIGHTED_SERIES."""
-        occupied, capacity, covered = (
-            float(row["occupied_avg"]),
-            float(row["capacity_avg"]),
-            row["covered_us"],
-        )
-        self.occupied_us += occupied * covered
-        self.capacity_us += capacity * covered
-        self.occupied += occupied
-        self.capacity += capacity
-        self.reporting += 1
-        self.samples += int(row["samples"])
-
-    def add(self, other: Tally) -> None:
-        """Add *other*'s sums into this tally (the same period of lots in another zone)."""
-        self.occupied_us += other.occupied_us
-        self.capacity_us += other.capacity_us
-        self.occupied += other.occupied
-        self.capacity += other.capacity
-        self.reporting += other.reporting
-        self.offline += other.offline
-        self.samples += other.samples
-
-    @property
-    def online(self) -> bool:
-        """Tell whether any lot reported in this period."""
-        return self.reporting > 0 and self.capacity_us > 0
-
-    def percent(self) -> float:
-        """Return occupied time over capacity time in percent, or -1 when no lot reported."""
-        return round(100 * self.occupied_us / self.capacity_us, 1) if self.online else SOURCE_OFFLINE
-
-    def view(self) -> dict[str, Any]:
-        """Return the JSON of this period."""
-        return {
-            "start": self.start.isoformat(),
-            "end": self.end.isoformat(),
-            "occupancy_percent": self.percent(),
-            "source_offline": not self.online,
-            "occupied_avg": round(self.occupied, 2),
-            "capacity_avg": round(self.capacity, 2),
-            "lots_reporting": self.reporting,
-            "lots_offline": self.offline,
-            "samples": self.samples,
-        }
-
-
 def summary_view(tallies: list[Tally]) -> dict[str, Any]:
     """Return the whole range's occupancy: capacity time of every reporting lot-period weighs."""
     total = Tally(tallies[0].start, tallies[-1].end) if tallies else None
@@ -177,59 +117,6 @@ def date_param(request: web.Request, name: str, default: date) -> date:
         return date.fromisoformat(raw)
     except ValueError:
         raise bad_param(name, f"{raw!r} is not a date like 2026-11-23") from None
-
-
-def period_starts(first: date, last: date, period: str, zone: ZoneInfo) -> list[datetime]:
-    """Return the local starts of the periods of days [first, last), and the end, in *zone*."""
-    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-    if period == "day":
-        return [datetime.combine(d, time(0), zone) for d in days]
-    hours = [datetime.combine(d, time(h), zone) for d in days[:-1] for h in range(24)]
-    return [*hours, datetime.combine(last, time(0), zone)]
-
-
-def zone_of(name: str) -> ZoneInfo:
-    """Return the lot's zone; an unknown name (not accepted at provisioning) falls back to the default."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo(DEFAULT_ZONE)
-
-
-@dataclass(frozen=True)
-class Periods:
-    """The periods asked for, on one zone's clock: their bounds (starts and the end), up to now."""
-
-    bounds: list[datetime]
-    width: timedelta
-    now: datetime
-
-
-async def lot_tallies(
-    pool: asyncpg.Pool, lot_ids: list[str], zone: ZoneInfo, periods: Periods
-) -> dict[datetime, Tally]:
-    """Return the tallies of *lot_ids* (all in *zone*) per period."""
-    bounds, now = periods.bounds, periods.now
-    rows = await pool.fetch(
-        TIME_WEIGHTED_SERIES, lot_ids, bounds[0], min(bounds[-1], now), periods.width, zone.key
-    )
-    found = {(r["lot_id"], r["bucket_start"]): r for r in rows}
-    tallies: dict[datetime, Tally] = {}
-    for start, stop in pairwise(bounds):
-        if start >= now:
-            break
-        tally = tallies[start] = Tally(start, stop)
-        span = min(stop, now) - start
-        for lot_id in lot_ids:
-            row = found.get((lot_id, start))
-            covered = timedelta(microseconds=row["covered_us"]) if row else timedelta(0)
-            unknown = float(row["unknown_avg"]) if row else 0.0
-            capacity = float(row["capacity_avg"]) if row else 0.0
-            if row is None or is_source_offline(covered, span, unknown, capacity):
-                tally.offline += 1
-                continue
-            tally.add_lot(row)
-    return tallies
 
 
 async def kpi_response(
@@ -261,8 +148,8 @@ async def kpi_response(
     for zone_name, lot_ids in sorted(zones.items()):
         zone = ZoneInfo(zone_name)
         periods = Periods(period_starts(first, last, period, zone), PERIODS[period], now)
-        tallies = await lot_tallies(pool, lot_ids, zone, periods)
-        for start, tally in tallies.items():
+        per_lot = await lot_tallies(pool, lot_ids, zone, periods)
+        for start, tally in combined(per_lot).items():
             key = start.replace(tzinfo=None).isoformat()  # lots in other zones add their own local period
             rollup.setdefault(key, Tally(tally.start, tally.end)).add(tally)
     body: dict[str, Any] = {"scope": scope}
