@@ -8,11 +8,12 @@ from typing import Any
 from aiohttp import web
 
 from billing import VehicleClass
+from guidance_api.arrival_forecast import LotNow, arrive_at_param, forecast_view, forecasts
 from guidance_api.context import DB_POOL, utc_now
 from guidance_api.openapi import Param, RouteDoc, Routes
 from guidance_api.params import bad_param, float_param, int_param
 from guidance_api.pricing_view import first_hour_price
-from guidance_api.queries import MAY_BE_OFFERED, lot_view, row_status
+from guidance_api.queries import MAY_BE_OFFERED, NOT_CLOSED, lot_view, row_status
 from guidance_api.requests import ID_SCHEMA, query_id
 from parking_core.lots import LotStatus
 
@@ -20,12 +21,12 @@ routes = Routes()
 
 MAX_RADIUS_M = 50_000  # a city's width: further than this, guidance is not what the driver wants
 VEHICLE_CLASSES = tuple(v.value for v in VehicleClass)  # what billing prices
-NOT_OFFERED = frozenset({LotStatus.FULL, LotStatus.CLOSED})
 
 # Nearest first by the GiST index on earth_point (KNN), within the radius (earth_box is a cube
 # bounding box, refined by the exact earth_distance). Closed and full lots are not offered: the
 # filter is the core's lot-status rule, in SQL generated from its constants (queries.py); a lot
-# without places (capacity 0, status unknown by the rule) has nothing to offer either.
+# without places (capacity 0, status unknown by the rule) has nothing to offer either. With an
+# arrival time ($5) a full lot is a candidate too: the forecast decides whether it may have room.
 VACANCIES = f"""
 SELECT lot_id, name, kind, district_id, lat, lon, capacity, status AS lot_status, tariff_id, time_zone,
        free_count, occupied_count, reserved_count, unknown_count, closed_count, counts_updated_at,
@@ -33,11 +34,17 @@ SELECT lot_id, name, kind, district_id, lat, lon, capacity, status AS lot_status
 FROM lots
 WHERE earth_box(ll_to_earth($1, $2), $3) @> earth_point
   AND earth_distance(earth_point, ll_to_earth($1, $2)) <= $3
-  AND capacity > 0 AND {MAY_BE_OFFERED}
+  AND capacity > 0 AND ({MAY_BE_OFFERED} OR ($5::bool AND {NOT_CLOSED}))
 ORDER BY earth_point <-> ll_to_earth($1, $2)
 LIMIT $4
 """
 CANDIDATES_PER_RESULT = 3  # fetch more than asked, so that lots of unknown state can go last
+
+
+def lot_now(row: Any) -> LotNow:
+    """Return what a forecast of *row*'s lot starts from (no count while the lot is unknown)."""
+    unknown = row_status(row) is LotStatus.UNKNOWN
+    return LotNow(row["lot_id"], None if unknown else row["free_count"], row["capacity"])
 
 
 def _age_s(updated: datetime | None, now: datetime) -> int | None:
@@ -59,13 +66,19 @@ def _age_s(updated: datetime | None, now: datetime) -> int | None:
             ),
             Param("limit", schema={"type": "integer", "minimum": 1, "maximum": 100, "default": 20}),
             Param("vehicle_class", schema={"enum": list(VEHICLE_CLASSES), "default": "small_car"}),
+            Param(
+                "arrive_at",
+                schema={"type": "string", "format": "date-time"},
+                description="RFC 3339, within 24 h: each item gets a `forecast` of free spaces then",
+            ),
         ),
     )
 )
 async def get_vacancies(request: web.Request) -> web.Response:
     """Nearest useful first: lots with a known free count by distance, then lots whose sensors are
     silent (`status` `unknown`, `free` is what was last known) by distance. Closed and full lots are
-    left out; `0 ≤ free ≤ capacity` always.
+    left out; `0 ≤ free ≤ capacity` always. With `arrive_at`, each item carries a `forecast` of the
+    free spaces at that time (docs/api.md), and a lot full now is offered if it may have room then.
     """
     lat = float_param(request, "lat", -90, 90)
     lon = float_param(request, "lon", -180, 180)
@@ -74,13 +87,19 @@ async def get_vacancies(request: web.Request) -> web.Response:
     vehicle_class = request.query.get("vehicle_class", "small_car")
     if vehicle_class not in VEHICLE_CLASSES:
         raise bad_param("vehicle_class", f"must be one of {', '.join(VEHICLE_CLASSES)}")
-    rows = await request.app[DB_POOL].fetch(VACANCIES, lat, lon, radius, limit * CANDIDATES_PER_RESULT)
     now = utc_now()
+    arrive_at = arrive_at_param(request, now)
+    pool = request.app[DB_POOL]
+    rows = await pool.fetch(VACANCIES, lat, lon, radius, limit * CANDIDATES_PER_RESULT, arrive_at is not None)
+    expected = await forecasts(pool, [lot_now(r) for r in rows], now, arrive_at) if arrive_at else {}
     known: list[tuple[dict[str, Any], str | None]] = []
     unknown: list[tuple[dict[str, Any], str | None]] = []
     for row in rows:
         status = row_status(row)
-        if status in NOT_OFFERED:
+        forecast = expected.get(row["lot_id"])
+        if status is LotStatus.CLOSED or (
+            status is LotStatus.FULL and (forecast is None or forecast.high == 0)
+        ):
             continue
         item = {
             "lot_id": row["lot_id"],
@@ -95,6 +114,8 @@ async def get_vacancies(request: web.Request) -> web.Response:
             "updated_at": row["counts_updated_at"].isoformat() if row["counts_updated_at"] else None,
             "data_age_s": _age_s(row["counts_updated_at"], now),
         }
+        if arrive_at is not None and forecast is not None:
+            item["forecast"] = forecast_view(forecast, arrive_at)
         (unknown if status is LotStatus.UNKNOWN else known).append((item, row["tariff_id"]))
     # Price only what is returned, once per tariff: the same hour from the same instant costs the same.
     prices: dict[str | None, int | None] = {}

@@ -6,7 +6,8 @@ from typing import Any, get_args
 
 from aiohttp import web
 
-from guidance_api.context import DB_POOL
+from guidance_api.arrival_forecast import FORECAST_SCHEMA, LotNow, arrive_at_param, forecast_view, forecasts
+from guidance_api.context import DB_POOL, utc_now
 from guidance_api.openapi import Param, RouteDoc, Routes
 from guidance_api.queries import LOT_DETAIL, LOT_SPOTS, lot_view
 from guidance_api.requests import ID_SCHEMA, path_id, unknown_lot
@@ -34,6 +35,7 @@ LOT_SCHEMA: dict[str, Any] = {
         "status": {"enum": [s.value for s in LotStatus]},
         "updated_at": {"type": ["string", "null"], "format": "date-time"},
         "tariff_id": {"type": ["string", "null"]},
+        "forecast": FORECAST_SCHEMA,
     },
 }
 
@@ -45,17 +47,35 @@ LOT_SCHEMA: dict[str, Any] = {
         "A lot's live counts",
         "lots",
         "public",
-        (Param("lot_id", "path", ID_SCHEMA),),
+        (
+            Param("lot_id", "path", ID_SCHEMA),
+            Param(
+                "arrive_at",
+                schema={"type": "string", "format": "date-time"},
+                description="RFC 3339, within 24 h: adds a `forecast` of free spaces then",
+            ),
+        ),
         response=LOT_SCHEMA,
     )
 )
 async def get_lot(request: web.Request) -> web.Response:
-    """Counts never exceed capacity; a lot whose sensors went quiet says `unknown`, not a guess."""
+    """Counts never exceed capacity; a lot whose sensors went quiet says `unknown`, not a guess.
+    With `arrive_at`, a `forecast` of the free spaces at that time (absent when nothing is known).
+    """
     lot_id = path_id(request, "lot_id")
-    row = await request.app[DB_POOL].fetchrow(LOT_DETAIL, lot_id)
+    now = utc_now()
+    arrive_at = arrive_at_param(request, now)
+    pool = request.app[DB_POOL]
+    row = await pool.fetchrow(LOT_DETAIL, lot_id)
     if row is None:
         raise unknown_lot(lot_id)
-    return web.json_response(lot_view(row))
+    view = lot_view(row)
+    if arrive_at is not None:
+        free_now = None if view["status"] == "unknown" else row["free_count"]
+        found = await forecasts(pool, [LotNow(lot_id, free_now, row["capacity"])], now, arrive_at)
+        if lot_id in found:
+            view["forecast"] = forecast_view(found[lot_id], arrive_at)
+    return web.json_response(view)
 
 
 @routes.add(

@@ -10,9 +10,10 @@ from parking_core.lots import lot_status as lot_status_of
 # The lots that the core's rule (parking_core.lots.lot_status) offers to a driver: neither closed (by
 # the operator, or every spot closed) nor full, over the columns of `lots`. Built from the rule's
 # constants; tests/integration/api/test_lot_status_sql.py proves it equal to the rule for any counts.
+# NOT_CLOSED alone: lots that are open, offered with an arrival time even when full now.
+NOT_CLOSED = "(status <> 'closed' AND NOT (capacity > 0 AND closed_count >= capacity))"
 MAY_BE_OFFERED = (
-    "(status <> 'closed' AND NOT (capacity > 0 AND closed_count >= capacity)"
-    f" AND (capacity <= 0 OR unknown_count > capacity * {UNKNOWN_MAJORITY} OR free_count > 0))"
+    f"({NOT_CLOSED} AND (capacity <= 0 OR unknown_count > capacity * {UNKNOWN_MAJORITY} OR free_count > 0))"
 )
 
 LOT_DETAIL = """
