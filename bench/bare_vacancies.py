@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 from aiohttp import web
 
-from guidance_api.guidance import CANDIDATES_PER_RESULT, VACANCIES
+from guidance_api.guidance import CANDIDATES_PER_RESULT
+from guidance_api.queries import VACANCIES
 from parking_core.adapters.settings import Settings
 
 RAW_POOL_SIZE = 20  # the same pool size as guidance_api.app.POOL_MAX_SIZE
@@ -25,6 +26,7 @@ async def vacancies(request: web.Request) -> web.Response:
         float(q["lon"]),
         float(q.get("radius_m", "1000")),
         limit * CANDIDATES_PER_RESULT,
+        False,  # no arrive_at: full lots stay out, as in the real route
     )
     items = [
         {

@@ -156,7 +156,8 @@ def ingest(args: argparse.Namespace, settings: Settings, log_dir: Path) -> Itera
 
 async def conditions(url: str, args: argparse.Namespace) -> dict[str, Any]:
     """Return the server version, JIT, table sizes and the plan of one typical query."""
-    from guidance_api.guidance import CANDIDATES_PER_RESULT, VACANCIES
+    from guidance_api.guidance import CANDIDATES_PER_RESULT
+    from guidance_api.queries import VACANCIES
 
     conn = await asyncpg.connect(url)
     try:
@@ -166,6 +167,7 @@ async def conditions(url: str, args: argparse.Namespace) -> dict[str, Any]:
             CENTRE_LON - 0.02,
             2000.0,
             args.limit * CANDIDATES_PER_RESULT,
+            False,
         )
         return {
             "version": await conn.fetchval("SHOW server_version"),

@@ -14,6 +14,7 @@ from guidance_api import (
     dashboard,
     driver_money,
     guidance,
+    guidance_spread,
     kpis,
     lots,
     money_operator,
@@ -40,6 +41,7 @@ def all_routes() -> Routes:
     combined = Routes()
     for module in (
         guidance,
+        guidance_spread,
         lots,
         zones,
         tariff_routes,

@@ -8,12 +8,12 @@ from typing import Any
 from aiohttp import web
 
 from billing import VehicleClass
-from guidance_api.arrival_forecast import LotNow, arrive_at_param, forecast_view, forecasts
+from guidance_api.arrival_forecast import arrive_at_param, forecast_view, forecasts
 from guidance_api.context import DB_POOL, utc_now
 from guidance_api.openapi import Param, RouteDoc, Routes
 from guidance_api.params import bad_param, float_param, int_param
 from guidance_api.pricing_view import first_hour_price
-from guidance_api.queries import MAY_BE_OFFERED, NOT_CLOSED, lot_view, row_status
+from guidance_api.queries import VACANCIES, lot_now, lot_view, row_status
 from guidance_api.requests import ID_SCHEMA, query_id
 from parking_core.lots import LotStatus
 
@@ -22,29 +22,7 @@ routes = Routes()
 MAX_RADIUS_M = 50_000  # a city's width: further than this, guidance is not what the driver wants
 VEHICLE_CLASSES = tuple(v.value for v in VehicleClass)  # what billing prices
 
-# Nearest first by the GiST index on earth_point (KNN), within the radius (earth_box is a cube
-# bounding box, refined by the exact earth_distance). Closed and full lots are not offered: the
-# filter is the core's lot-status rule, in SQL generated from its constants (queries.py); a lot
-# without places (capacity 0, status unknown by the rule) has nothing to offer either. With an
-# arrival time ($5) a full lot is a candidate too: the forecast decides whether it may have room.
-VACANCIES = f"""
-SELECT lot_id, name, kind, district_id, lat, lon, capacity, status AS lot_status, tariff_id, time_zone,
-       free_count, occupied_count, reserved_count, unknown_count, closed_count, counts_updated_at,
-       earth_distance(earth_point, ll_to_earth($1, $2)) AS distance_m
-FROM lots
-WHERE earth_box(ll_to_earth($1, $2), $3) @> earth_point
-  AND earth_distance(earth_point, ll_to_earth($1, $2)) <= $3
-  AND capacity > 0 AND ({MAY_BE_OFFERED} OR ($5::bool AND {NOT_CLOSED}))
-ORDER BY earth_point <-> ll_to_earth($1, $2)
-LIMIT $4
-"""
 CANDIDATES_PER_RESULT = 3  # fetch more than asked, so that lots of unknown state can go last
-
-
-def lot_now(row: Any) -> LotNow:
-    """Return what a forecast of *row*'s lot starts from (no count while the lot is unknown)."""
-    unknown = row_status(row) is LotStatus.UNKNOWN
-    return LotNow(row["lot_id"], None if unknown else row["free_count"], row["capacity"])
 
 
 def _age_s(updated: datetime | None, now: datetime) -> int | None:

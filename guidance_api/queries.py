@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from guidance_api.arrival_forecast import LotNow
 from parking_core.lots import UNKNOWN_MAJORITY, LotCounts, LotStatus
 from parking_core.lots import lot_status as lot_status_of
 
@@ -62,3 +63,27 @@ def lot_view(row: Any) -> dict[str, Any]:
         "updated_at": updated.isoformat() if updated else None,
         "tariff_id": row["tariff_id"],
     }
+
+
+# Nearest first by the GiST index on earth_point (KNN), within the radius (earth_box is a cube
+# bounding box, refined by the exact earth_distance). Closed and full lots are not offered: the
+# filter is the core's lot-status rule, in SQL generated from its constants (queries.py); a lot
+# without places (capacity 0, status unknown by the rule) has nothing to offer either. With an
+# arrival time ($5) a full lot is a candidate too: the forecast decides whether it may have room.
+VACANCIES = f"""
+SELECT lot_id, name, kind, district_id, lat, lon, capacity, status AS lot_status, tariff_id, time_zone,
+       free_count, occupied_count, reserved_count, unknown_count, closed_count, counts_updated_at,
+       earth_distance(earth_point, ll_to_earth($1, $2)) AS distance_m
+FROM lots
+WHERE earth_box(ll_to_earth($1, $2), $3) @> earth_point
+  AND earth_distance(earth_point, ll_to_earth($1, $2)) <= $3
+  AND capacity > 0 AND ({MAY_BE_OFFERED} OR ($5::bool AND {NOT_CLOSED}))
+ORDER BY earth_point <-> ll_to_earth($1, $2)
+LIMIT $4
+"""
+
+
+def lot_now(row: Any) -> LotNow:
+    """Return what a forecast of *row*'s lot starts from (no count while the lot is unknown)."""
+    unknown = row_status(row) is LotStatus.UNKNOWN
+    return LotNow(row["lot_id"], None if unknown else row["free_count"], row["capacity"])
