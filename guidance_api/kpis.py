@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,6 +28,7 @@ from guidance_api.params import bad_param
 from guidance_api.problems import ProblemError
 from guidance_api.requests import ID_SCHEMA, path_id
 from guidance_api.scope import SCOPE_FILTER, check_lot_scope, scope_args
+from guidance_api.session_kpis import SessionStats, session_stats
 from parking_core.time_weight import SOURCE_OFFLINE
 
 routes = Routes()
@@ -37,11 +39,18 @@ MAX_DAYS = {"hour": 31, "day": 366}
 DEFAULT_DAYS = {"hour": 1, "day": 7}  # today by the hour; the last week by the day
 
 LOTS = f"""
-SELECT l.lot_id, l.time_zone FROM lots l
+SELECT l.lot_id, l.time_zone, l.capacity FROM lots l
 WHERE {SCOPE_FILTER} AND ($4::text IS NULL OR l.district_id = $4) AND ($5::text IS NULL OR l.lot_id = $5)
 ORDER BY l.lot_id
 """
 
+SESSION_FIELDS: dict[str, Any] = {
+    "sessions": {"type": "integer", "description": "stays that began in the period (parking sessions)"},
+    "turnover": {"type": ["number", "null"], "description": "sessions per space (CDS metrics' turnover)"},
+    "sessions_ended": {"type": "integer"},
+    "dwell_mean_min": {"type": ["number", "null"], "description": "of the stays that ended in the period"},
+    "dwell_median_min": {"type": ["number", "null"], "description": "null over the whole range"},
+}
 ITEM_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -58,6 +67,7 @@ ITEM_SCHEMA: dict[str, Any] = {
         "lots_reporting": {"type": "integer"},
         "lots_offline": {"type": "integer", "description": "lots whose state was unknown most of the period"},
         "samples": {"type": "integer"},
+        **SESSION_FIELDS,
     },
 }
 KPI_SCHEMA: dict[str, Any] = {
@@ -78,6 +88,7 @@ KPI_SCHEMA: dict[str, Any] = {
                 "source_offline": {"type": "boolean"},
                 "periods": {"type": "integer"},
                 "periods_offline": {"type": "integer"},
+                **SESSION_FIELDS,
             },
         },
         "items": {"type": "array", "items": ITEM_SCHEMA},
@@ -108,6 +119,15 @@ def summary_view(tallies: list[Tally]) -> dict[str, Any]:
     }
 
 
+def total_stays(stays: Iterable[SessionStats]) -> SessionStats:
+    """Return the stays of the whole range (its median is not the median of the periods': none)."""
+    total = SessionStats()
+    for stats in stays:
+        total.add(stats)
+    total.median_s = None
+    return total
+
+
 def date_param(request: web.Request, name: str, default: date) -> date:
     """Return a YYYY-MM-DD query parameter."""
     raw = request.query.get(name)
@@ -134,6 +154,7 @@ async def kpi_response(
     pool = request.app[DB_POOL]
     lots = await pool.fetch(LOTS, *scope_args(who), district_id, lot_id)
     zones: dict[str, list[str]] = defaultdict(list)
+    capacity = sum(row["capacity"] for row in lots)
     for row in lots:
         zones[zone_of(row["time_zone"]).key].append(row["lot_id"])
     now = utc_now()
@@ -145,6 +166,7 @@ async def kpi_response(
     if (last - first).days > MAX_DAYS[period]:
         raise bad_param("to", f"at most {MAX_DAYS[period]} days of {period}s at once")
     rollup: dict[str, Tally] = {}
+    stays: dict[str, SessionStats] = {}
     for zone_name, lot_ids in sorted(zones.items()):
         zone = ZoneInfo(zone_name)
         periods = Periods(period_starts(first, last, period, zone), PERIODS[period], now)
@@ -152,6 +174,9 @@ async def kpi_response(
         for start, tally in combined(per_lot).items():
             key = start.replace(tzinfo=None).isoformat()  # lots in other zones add their own local period
             rollup.setdefault(key, Tally(tally.start, tally.end)).add(tally)
+        window = (periods.bounds[0], min(periods.bounds[-1], now))
+        for local, stats in (await session_stats(pool, lot_ids, window, periods.width, zone_name)).items():
+            stays.setdefault(local.isoformat(), SessionStats()).add(stats)
     body: dict[str, Any] = {"scope": scope}
     if district_id is not None:
         body["district_id"] = district_id
@@ -163,8 +188,11 @@ async def kpi_response(
         "to": last.isoformat(),
         "time_zones": sorted(zones),
         "lots": len(lots),
-        "summary": summary_view([rollup[key] for key in sorted(rollup)]),
-        "items": [rollup[key].view() for key in sorted(rollup)],
+        "summary": summary_view([rollup[key] for key in sorted(rollup)])
+        | total_stays(stays.values()).view(capacity),
+        "items": [
+            rollup[key].view() | stays.get(key, SessionStats()).view(capacity) for key in sorted(rollup)
+        ],
     }
     return web.json_response(body)
 

@@ -22,6 +22,7 @@ DAY = datetime.now(SHANGHAI).date() - timedelta(days=2)  # a whole local day in 
 # K1 (north, 10 spaces): 2 occupied from 00:00, 8 from 08:00, 10 from 08:30, 4 from 18:00.
 # K2 (north, 20 spaces): 5 from the evening before, 15 from 09:00, 15 unknown 10:00-11:00, 10 from 11:00.
 # K3 (south, 10 spaces): nothing until 12:30, then 5.
+# Stays at K1 (gate sessions): 08:05-08:35, 08:10-09:10, 08:20-08:30, and a cancelled entry at 08:40.
 LOTS = {"K1": ("north", 10), "K2": ("north", 20), "K3": ("south", 10)}
 SAMPLES = [
     ("K1", (0, 0), 2, 0),
@@ -33,6 +34,12 @@ SAMPLES = [
     ("K2", (10, 0), 5, 15),
     ("K2", (11, 0), 10, 0),
     ("K3", (12, 30), 5, 0),
+]
+STAYS = [
+    ((8, 5), (8, 35), "closed"),
+    ((8, 10), (9, 10), "closed"),
+    ((8, 20), (8, 30), "closed"),
+    ((8, 40), None, "cancelled"),
 ]
 
 
@@ -65,6 +72,14 @@ async def write_day(database_url: str) -> None:
             "INSERT INTO lot_occupancy (ts, lot_id, capacity, free, occupied, reserved, unknown, closed)"
             " VALUES ($1, $2, $3::int, $3::int - $4::int - $5::int, $4, 0, $5, 0)",
             [(local(*at), lot, LOTS[lot][1], occ, unk) for lot, at, occ, unk in SAMPLES],
+        )
+        await conn.executemany(
+            "INSERT INTO sessions (session_id, lot_id, kind, state, plate, started_at, ended_at, closed_by)"
+            " VALUES (gen_random_uuid(), 'K1', 'gate', $1, $2, $3, $4, $5)",
+            [
+                (state, f"豫A1234{n}", local(*start), local(*end) if end else None, "exit" if end else None)
+                for n, (start, end, state) in enumerate(STAYS)
+            ],
         )
     finally:
         await conn.close()
@@ -106,6 +121,18 @@ async def test_a_lots_hours_are_weighted_by_time(day_api: Client) -> None:
     assert (hours[8]["occupied_avg"], hours[8]["capacity_avg"], hours[8]["samples"]) == (9, 10, 2)
 
 
+async def test_sessions_give_turnover_and_dwell(day_api: Client) -> None:
+    """K1 hour 8: 3 stays began (turnover 0.3), 2 ended (30 and 10 min: mean and median 20); hour 9:
+    the hour-long one ended; the cancelled entry is no stay.
+    """
+    hours = by_hour(await kpis(day_api, "/v1/operator/lots/K1/kpis", period="hour"))
+    eight, nine = hours[8], hours[9]
+    assert (eight["sessions"], eight["turnover"], eight["sessions_ended"]) == (3, 0.3, 2)
+    assert (eight["dwell_mean_min"], eight["dwell_median_min"]) == (20, 20)
+    assert (nine["sessions"], nine["sessions_ended"], nine["dwell_mean_min"]) == (0, 1, 60)
+    assert (hours[10]["sessions"], hours[10]["dwell_mean_min"], hours[10]["turnover"]) == (0, None, 0)
+
+
 async def test_an_hour_with_most_spots_unknown_is_minus_one(day_api: Client) -> None:
     """K2 10:00-11:00 has 15 of 20 spots unknown: -1; the carried evening state fills hours 0-8."""
     hours = by_hour(await kpis(day_api, "/v1/operator/lots/K2/kpis", period="hour"))
@@ -144,7 +171,13 @@ async def test_days_are_local_days_and_roll_up_over_reporting_lots(day_api: Clie
         "source_offline": False,
         "periods": 1,
         "periods_offline": 0,
+        "sessions": 3,
+        "turnover": round(3 / 40, 3),
+        "sessions_ended": 3,
+        "dwell_mean_min": round((30 + 60 + 10) / 3, 1),
+        "dwell_median_min": None,
     }
+    assert (day["sessions"], day["turnover"], day["dwell_median_min"]) == (3, 0.075, 30)
 
 
 async def test_district_and_city_hours(day_api: Client) -> None:
