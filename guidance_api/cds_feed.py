@@ -19,12 +19,12 @@ from guidance_api.openapi import Param, RouteDoc, Routes
 from guidance_api.params import bad_param
 from guidance_api.queries import row_status
 from guidance_api.scope import SCOPE_FILTER, scope_args
-from parking_core.lots import LotStatus
+from parking_core.lots import DEFAULT_TIME_ZONE, LotStatus
 
 routes = Routes()
 
 CDS_VERSION = "1.1.0"
-CITY_TIME_ZONE = "Asia/Shanghai"  # the envelope's time_zone: the city's, where each lot's own is not asked
+CITY_TIME_ZONE = DEFAULT_TIME_ZONE  # the envelope's time_zone: the city's default lot time zone
 CURRENCY = "CNY"  # amounts in fen, CDS's "smallest unit"
 CSV_TYPE = "application/vnd.cds+csv;version=1.1"  # CDS Metrics answers in CSV
 AGGREGATE_COLUMNS = ("curb_place_type", "curb_place_id", "metric_type", "date", "hour", "value")
