@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from billing import Tariff, TimedCharge, parse_tariff, price_stay, select_tariff_version
+from billing import Quote, Tariff, TimedCharge, parse_tariff, price_stay, select_tariff_version
 from billing.errors import NoTariffInForceError
 from billing.vehicles import vehicle_class_for
 from device_gateway.store import Conn
@@ -33,6 +33,7 @@ class PricedStay:
     tariff_id: str | None = None
     tariff_version: int | None = None
     vehicle_class: str | None = None
+    quote: Quote | None = None  # the tariff engine's quote: an invoice's lines come from it
 
     def charges_json(self) -> str:
         """Return the timed charges as the ``sessions.charges`` column holds them."""
@@ -84,4 +85,6 @@ class StayPricer:
         earlier = [TimedCharge(r["at"], r["amount_fen"]) for r in rows]
         vehicle = vehicle_class_for(stay.plate, stay.plate_color)
         quote = price_stay(stay.entry, max(stay.entry, stay.exit_at), vehicle, tariff, earlier)
-        return PricedStay(quote.amount_fen, quote.charges, tariff.tariff_id, tariff.version, vehicle.value)
+        return PricedStay(
+            quote.amount_fen, quote.charges, tariff.tariff_id, tariff.version, vehicle.value, quote
+        )

@@ -10,13 +10,14 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from billing.invoices import PricedStay as InvoicedStay
+from device_gateway.gate_money import exit_options, invoice_session, money_standing
 from device_gateway.gate_pricing import PricedStay, Stay, StayPricer
 from device_gateway.store import Conn
 from parking_core.errors import SessionAlreadyOpenError
 from parking_core.gate_decisions import (
     Decision,
     EntryContext,
-    ExitOptions,
     InsideSession,
     SessionEffect,
     StayCharge,
@@ -174,7 +175,11 @@ async def _entry(
         own = InsideSession(
             str(row["session_id"]), row["plate"], row["state"] == "pending", row["started_at"]
         )
-    decision = decide_entry(read, policy, EntryContext(capacity, inside, own))
+    money = await money_standing(conn, read.plate, read.lot_id, read.ts)
+    if money.entry_refused:  # on the city's money deny list, at a lot that refuses such plates entry
+        policy = replace(policy, deny_list=policy.deny_list | {read.plate})
+    context = EntryContext(capacity, inside, own, arrears_fen=money.standing.arrears_fen)
+    decision = decide_entry(read, policy, context)
     detail = {"seq": read.seq, "confidence": read.confidence, "reason": decision.command.reason.value}
     if decision.effect is SessionEffect.REUSE and own is not None:
         await _evidence(conn, own.session_id, read, "entry_read", detail)
@@ -238,13 +243,18 @@ async def _exit(conn: Conn, read: PlateRead, lot: _Lot, pricer: StayPricer) -> D
         priced = await pricer.price(conn, stay)
         amount = priced.amount_fen
     charge = StayCharge(str(row["session_id"]), row["plate"], row["started_at"], amount, row["paid_fen"])
-    decision = decide_exit(read, charge, score, ExitOptions())
+    money = await money_standing(conn, row["plate"], read.lot_id, read.ts)
+    quote = priced.quote if priced is not None else None
+    decision = decide_exit(read, charge, score, exit_options(money, quote is not None))
     detail = {"seq": read.seq, "score": score, "reason": decision.command.reason.value, "amount_fen": amount}
     await _evidence(conn, charge.session_id, read, "exit_read", detail | {"read_plate": read.plate})
     if decision.effect is SessionEffect.CLOSE:
         if row["state"] == SessionState.PENDING.value:  # the entry passage was missed, yet here it is
             await conn.execute(MOVE_SESSION, row["session_id"], SessionState.OPEN.value)
         await _close_priced(conn, row["session_id"], read.ts, priced or PricedStay(amount), charge.due_fen)
+        if decision.command.reason is Reason.PAY_LATER and quote is not None:  # the invoice follows it
+            bill = InvoicedStay(charge.session_id, read.lot_id, charge.plate, quote)
+            await invoice_session(conn, bill, charge.paid_fen, read.ts)
     return decision
 
 

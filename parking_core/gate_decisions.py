@@ -138,6 +138,9 @@ class ExitOptions:
     """Ways out without paying at the barrier; the money rules decide them per plate."""
 
     pay_later: bool = False  # the plate may leave first and pay later (invoice)
+    # Why pay-later is refused when that is worth telling the driver (`arrears`, `blacklisted`):
+    # the hold carries this reason instead of `payment_due`.
+    held_for: Reason | None = None
 
 
 def decide_unmatched_exit(read: PlateRead, match: MatchResult, policy: GatePolicy) -> Decision:
@@ -181,8 +184,9 @@ def decide_exit(
     elif options.pay_later:
         reason, action, amount = Reason.PAY_LATER, Action.OPEN, charge.due_fen
     else:
-        text = display_text(plate, Reason.PAYMENT_DUE, stay, charge.due_fen)
-        command = Command(Action.HOLD, Reason.PAYMENT_DUE, plate, charge.due_fen, text)
+        held = options.held_for or Reason.PAYMENT_DUE
+        text = display_text(plate, Reason.PAYMENT_DUE, stay, charge.due_fen)  # pay here, whatever the why
+        command = Command(Action.HOLD, held, plate, charge.due_fen, text)
         return Decision(command, SessionEffect.NONE, charge.session_id, match_score)
     command = Command(action, reason, plate, amount, display_text(plate, reason, stay, amount))
     return Decision(command, SessionEffect.CLOSE, charge.session_id, match_score)

@@ -41,6 +41,12 @@ WHERE b.due_fen > 0 AND b.due_at <= $1 AND (b.due_at, b.invoice_id) > ($2, $3)
 ORDER BY b.due_at, b.invoice_id
 LIMIT $4
 """
+# Invoiced sessions whose invoice is overdue go in_arrears (sessions_invoiced keeps this small).
+OVERDUE_SESSIONS = """
+UPDATE sessions s SET state = 'in_arrears'
+FROM invoices i JOIN invoice_balances b USING (invoice_id)
+WHERE s.state = 'invoiced' AND i.session_id = s.session_id::text AND b.due_fen > 0 AND b.due_at <= $1
+"""
 INSERT_REMINDER = """
 INSERT INTO arrears_reminders (invoice_id, plate, step, kind, due_fen, due_at, created_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -114,6 +120,7 @@ async def run_arrears(conn: Conn, now: datetime, policy: ArrearsPolicy) -> Arrea
     """Write due reminders to the outbox and put plates that qualify on the deny list."""
     horizon = max(now, now - min(policy.reminder_offsets, default=timedelta(0)))  # reminders before due
     cursor: tuple[datetime, str] = (datetime.min.replace(tzinfo=now.tzinfo), "")
+    await conn.execute(OVERDUE_SESSIONS, now)
     reminders = listed = 0
     by_plate: dict[str, list[OpenInvoice]] = defaultdict(list)
     while rows := await conn.fetch(OPEN_PAGE, horizon, *cursor, PAGE):

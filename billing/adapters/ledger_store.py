@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -12,7 +13,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from billing.arrears import LotMoneyPolicy
 from billing.invoices import DuePolicy, Invoice, PricedStay, issue_invoice
-from billing.ledger import Balance, EntryKind, LedgerEntry
+from billing.ledger import Balance, EntryKind, InvoiceStatus, LedgerEntry
 
 Conn = asyncpg.Connection | PoolConnectionProxy  # a plain connection or one from the pool
 
@@ -45,6 +46,9 @@ UPDATE invoice_balances SET invoiced_fen = $2, adjusted_fen = $3, captured_fen =
 WHERE invoice_id = $1
 """
 INVOICE_OF_SESSION = "SELECT invoice_id FROM invoices WHERE session_id = $1"
+SESSION_OF_INVOICE = "SELECT session_id FROM invoices WHERE invoice_id = $1"
+# The session follows its invoice (docs/money.md): only from the states named, so a replay moves nothing.
+FOLLOW = "UPDATE sessions SET state = $2 WHERE session_id = $1 AND state = ANY($3::text[])"
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +208,7 @@ async def write_off(conn: Conn, decision: WriteOff, now: datetime) -> Balance | 
         amount = locked.balance.due_fen if decision.amount_fen is None else decision.amount_fen
         entry = LedgerEntry(decision.invoice_id, EntryKind.WRITTEN_OFF, amount, now, decision.reason)
         balance = await append(conn, locked, (entry,), decision.actor)
+        await session_follows(conn, decision.invoice_id, balance, locked.due_at, now)
         detail: dict[str, object] = {"amount_fen": amount, "reason": decision.reason}
         await audit(
             conn,
@@ -211,3 +216,26 @@ async def write_off(conn: Conn, decision: WriteOff, now: datetime) -> Balance | 
             AuditEntry(decision.actor, "write_off", locked.plate, None, decision.invoice_id, detail),
         )
     return balance
+
+
+async def session_follows(
+    conn: Conn, invoice_id: str, balance: Balance, due_at: datetime, now: datetime
+) -> None:
+    """Move the gate session of an invoice to the state its balance says (invoiced sessions only).
+
+    Paid in full → `paid`; written off → `written_off` (through `in_arrears`, the only way there);
+    due past the due date → `in_arrears`. Invoices raised for stays that are not sessions (ids
+    that are not UUIDs) have no session to move.
+    """
+    try:
+        session_id = uuid.UUID(str(await conn.fetchval(SESSION_OF_INVOICE, invoice_id)))
+    except ValueError:
+        return
+    status = balance.status(due_at, now)
+    if status is InvoiceStatus.PAID:
+        await conn.execute(FOLLOW, session_id, "paid", ["invoiced", "in_arrears"])
+    elif status is InvoiceStatus.WRITTEN_OFF:
+        await conn.execute(FOLLOW, session_id, "in_arrears", ["invoiced"])
+        await conn.execute(FOLLOW, session_id, "written_off", ["in_arrears"])
+    elif status is InvoiceStatus.IN_ARREARS:
+        await conn.execute(FOLLOW, session_id, "in_arrears", ["invoiced"])

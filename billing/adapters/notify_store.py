@@ -8,7 +8,7 @@ from datetime import datetime
 import asyncpg
 
 from billing.adapters.arrears_store import lift_if_repaid
-from billing.adapters.ledger_store import Conn, append, lock_invoice
+from billing.adapters.ledger_store import Conn, append, lock_invoice, session_follows
 from billing.errors import NotificationRefusedError
 from billing.notify import PROVIDERS, Capture, RefundDone, SignedHeaders, parse_notification, verify
 from billing.payment_book import refusal_answer
@@ -116,7 +116,8 @@ async def _capture(conn: Conn, provider: str, capture: Capture, now: datetime) -
         settlement.applied_fen,
         capture.captured_at,
     )
-    await append(conn, locked, settlement.entries, f"provider:{provider}")
+    balance = await append(conn, locked, settlement.entries, f"provider:{provider}")
+    await session_follows(conn, order.invoice_id, balance, locked.due_at, now)
     if (refund := settlement.refund) is not None:
         await conn.execute(
             INSERT_REFUND,

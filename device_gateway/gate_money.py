@@ -1,0 +1,71 @@
+"""The money rules at the gate: pay-later at exit, deny-listed entry, the invoice that follows a car."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from billing.adapters.arrears_store import plate_standing
+from billing.adapters.ledger_store import append, lock_invoice, lot_policy, raise_invoice
+from billing.arrears import LotMoneyPolicy, PayLater, PlateStanding, entry_refused, pay_later_verdict
+from billing.invoices import PricedStay as InvoicedStay
+from billing.ledger import EntryKind, LedgerEntry
+from device_gateway.store import Conn
+from parking_core.gate_decisions import ExitOptions
+from parking_core.gates import Reason
+from parking_core.sessions import SessionState
+
+# Refusals of pay-later that the gate names; the others hold with `payment_due` (pay here).
+HELD_FOR = {PayLater.ARREARS: Reason.ARREARS, PayLater.BLACKLISTED: Reason.BLACKLISTED}
+MOVE_SESSION = "UPDATE sessions SET state = $2 WHERE session_id = $1"
+
+
+@dataclass(frozen=True, slots=True)
+class MoneyStanding:
+    """A plate's money standing at a lot, read in the gate's transaction."""
+
+    standing: PlateStanding
+    lot: LotMoneyPolicy
+
+    @property
+    def verdict(self) -> PayLater:
+        """Return whether the plate may leave first and pay later here."""
+        return pay_later_verdict(self.standing, self.lot)
+
+    @property
+    def entry_refused(self) -> bool:
+        """Tell whether the lot refuses entry to this (deny-listed) plate."""
+        return entry_refused(self.standing, self.lot)
+
+
+async def money_standing(conn: Conn, plate: str, lot_id: str, now: datetime) -> MoneyStanding:
+    """Return *plate*'s standing city-wide and the lot's money policy."""
+    policies = await lot_policy(conn, lot_id)
+    lot = policies[0] if policies is not None else LotMoneyPolicy()
+    return MoneyStanding(await plate_standing(conn, plate, now), lot)
+
+
+def exit_options(money: MoneyStanding, priced: bool) -> ExitOptions:
+    """Return the ways out a plate has: pay later when eligible (and the stay was priced by tariff)."""
+    verdict = money.verdict
+    if verdict is PayLater.ELIGIBLE and priced:
+        return ExitOptions(pay_later=True)
+    return ExitOptions(held_for=HELD_FOR.get(verdict))
+
+
+async def invoice_session(conn: Conn, stay: InvoicedStay, paid_fen: int, now: datetime) -> str | None:
+    """Raise the invoice of a session that left to pay later, and move the session to `invoiced`.
+
+    What was already paid at a pay station (*paid_fen*) is a `captured` entry of the invoice.
+    """
+    invoice_id = await raise_invoice(conn, stay, now)
+    if invoice_id is None:
+        return None
+    if paid_fen:
+        locked = await lock_invoice(conn, invoice_id)
+        assert locked is not None  # raised just above, in this transaction
+        entry = LedgerEntry(invoice_id, EntryKind.CAPTURED, paid_fen, now, f"pay_station:{stay.session_id}")
+        await append(conn, locked, (entry,), "gate")
+    await conn.execute(MOVE_SESSION, uuid.UUID(stay.session_id), SessionState.INVOICED.value)
+    return invoice_id
