@@ -108,6 +108,18 @@ def test_exit_free_paid_pay_later_and_payment_due() -> None:
     assert due.command.display == "豫A12345 3小时05分 ¥10.00 请缴费"
 
 
+def test_an_exit_refused_pay_later_for_arrears_or_the_deny_list_says_why() -> None:
+    """The money rules' refusal is the hold's reason; the amount and 请缴费 stay on the display."""
+    exit_read = read(Lane.EXIT, at=185)
+    for why in (Reason.ARREARS, Reason.BLACKLISTED):
+        held = decide_exit(exit_read, StayCharge("s1", PLATE, T0, 1200), 1.0, ExitOptions(held_for=why))
+        assert (held.command.action, held.command.reason, held.command.amount_fen) == (Action.HOLD, why, 1200)
+        assert held.command.display == "豫A12345 3小时05分 ¥12.00 请缴费"
+        assert held.effect is SessionEffect.NONE
+    free = decide_exit(exit_read, StayCharge("s1", PLATE, T0, 0), 1.0, ExitOptions(held_for=Reason.ARREARS))
+    assert free.command.reason is Reason.FREE  # nothing to pay: nothing to hold for
+
+
 def test_no_entry_record_refers_or_charges_the_lot_fee() -> None:
     """Refer holds with no amount; charge holds with the fee (or opens when the fee is 0)."""
     exit_read = read(Lane.EXIT)
