@@ -1,4 +1,4 @@
-"""Fixtures of the TimescaleDB tier: one PGlite (real TimescaleDB) per test module, migrated once.
+"""Fixtures of the TimescaleDB tier: one PGlite (real TimescaleDB) for the tier, migrated once.
 
 The tier skips when node or the pinned npm package is missing, except in CI (``CI`` set), where
 that is a set-up error and fails instead.
@@ -38,15 +38,15 @@ def require_bridge() -> None:
     pytest.skip(f"TimescaleDB tier needs node and the PGlite package: {problem}")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def pglite() -> Iterator[PgliteSession]:
-    """Start PGlite with TimescaleDB (one per module: ~4 s and ~550 MB each)."""
+    """Start PGlite with TimescaleDB (one for the tier's modules: ~4 s and ~550 MB)."""
     require_bridge()
     with PgliteSession() as session:
         yield session
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def migrated(pglite: PgliteSession) -> Migrated:
     """Apply every migration in TimescaleDB mode (``PARKING_TIMESCALE=on``)."""
     progress: list[str] = []
@@ -55,6 +55,6 @@ def migrated(pglite: PgliteSession) -> Migrated:
 
 
 @pytest.fixture
-def db(migrated: Migrated) -> PgliteSession:
-    """The migrated PGlite session."""
+def timescale_db(migrated: Migrated) -> PgliteSession:
+    """The migrated PGlite session (tests elsewhere get an asyncpg connection as ``db``)."""
     return migrated.session
