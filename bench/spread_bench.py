@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from bench.forecast_bench import poisson
 from parking_core.guidance_rank import Candidate, rank
 
 SPEED_M_PER_MIN = 25_000 / 60  # 25 km/h: driving across a Chinese city centre in the evening
@@ -118,16 +119,6 @@ def run(policy: Policy, seed: int, lots_count: int, drivers_per_min: float) -> O
                 due = minute + max(1, round((start_m + lot.distance_m) / SPEED_M_PER_MIN))
                 on_the_way.setdefault(due, []).append(lot)
     return outcome
-
-
-def poisson(rng: random.Random, mean: float) -> int:
-    """Draw a Poisson count (Knuth)."""
-    limit, k, p = math.exp(-mean), 0, 1.0
-    while True:
-        p *= rng.random()
-        if p <= limit:
-            return k
-        k += 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

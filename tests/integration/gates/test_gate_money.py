@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
@@ -30,12 +29,9 @@ SEQ = count(1)
 
 
 @pytest.fixture
-async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_url)
-    try:
-        yield connection
-    finally:
-        await connection.close()
+def conn(db: asyncpg.Connection) -> asyncpg.Connection:
+    """The test's connection (the shared ``db`` fixture)."""
+    return db
 
 
 async def gated_lot(conn: asyncpg.Connection) -> LotId:
