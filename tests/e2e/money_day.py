@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,10 +18,10 @@ from billing import price_stay
 from billing.adapters.ledger_store import raise_invoice
 from billing.invoices import PricedStay
 from billing.tariff import VehicleClass
-from parking_core.adapters.settings import Settings
+from parking_core.adapters.settings import BrokerAuth, Settings
 from parking_core.devtools.embedded import free_port
+from parking_core.devtools.processes import Process, environment, http_ok, python_module, running_async
 from simulators.payment_provider import ProviderFaults, ProviderSimulator
-from tests.integration.gateway.helpers import eventually
 from tests.integration.money.helpers import TARIFF, make_lot
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
@@ -84,43 +81,17 @@ async def raise_invoices(conn: asyncpg.Connection, day: Day) -> None:
             day.invoices[stay.session_id] = first
 
 
-@contextmanager
-def api_process(settings: Settings, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``python -m guidance_api`` on *port*; kill it if still running at the end."""
-    assert settings.database_url is not None
-    env = os.environ | {
-        "PARKING_DATABASE_URL": settings.database_url,
-        "PARKING_ADMIN_TOKEN": "test-admin-token",
-        "PARKING_PAYMENT_SECRET": "test-payment-secret",
-        "PARKING_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "PARKING_MQTT_URL": settings.mqtt_url or "mqtt://127.0.0.1:1",
-    }
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "guidance_api", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-
-
-async def wait_up(session: aiohttp.ClientSession, base: str) -> None:
-    """Wait until the API answers."""
-
-    async def up() -> bool:
-        try:
-            async with session.get(f"{base}/v1/openapi.json") as resp:
-                return resp.status == 200
-        except aiohttp.ClientError:
-            return False
-
-    await eventually(up, timeout_s=60)
+def api_process(settings: Settings, port: int, log: Path) -> AbstractAsyncContextManager[Process]:
+    """Run ``python -m guidance_api`` on *port* until it answers; SIGTERM (then SIGKILL) at the end."""
+    base = f"http://127.0.0.1:{port}"
+    api = settings.model_copy(update={"http_port": port, "public_url": base, "broker_auth": BrokerAuth.NONE})
+    return running_async(
+        "api",
+        python_module("guidance_api", "--port", str(port)),
+        env=environment(api),
+        log_path=log,
+        ready=http_ok(f"{base}/v1/openapi.json"),
+    )
 
 
 @asynccontextmanager

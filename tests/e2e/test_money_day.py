@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import subprocess
 import sys
 from collections import defaultdict
@@ -31,7 +30,6 @@ from tests.e2e.money_day import (
     rails,
     raise_invoices,
     simulate_day,
-    wait_up,
 )
 from tests.integration.gateway.helpers import eventually
 
@@ -41,60 +39,52 @@ FAULTS = ProviderFaults(duplicate=0.4, max_delay_s=0.3, late=0.2, late_delay_s=1
 
 
 async def test_a_day_of_pay_later_drivers_collects_every_fen_once(
-    app_settings: Settings, tmp_path: Path
+    app_settings: Settings, db: asyncpg.Connection, tmp_path: Path
 ) -> None:
     """Pay at once, late, never or twice; notifications duplicated, reordered, delayed; the API
     SIGKILLed while they arrive. Then: invoices = re-pricing, applied = captured − refunded,
     arrears = unpaid past due, and the statements reconcile (and planted mismatches are found)."""
     assert app_settings.database_url is not None
-    db = await asyncpg.connect(app_settings.database_url)
     port = free_port()
     api, log = f"http://127.0.0.1:{port}", tmp_path / "api.log"
-    try:
-        day = simulate_day(await lots_for_day(db, 2), plates=12, now=now_utc(), seed=3)
-        await raise_invoices(db, day)
-        async with rails(FAULTS, seed=3) as (simulator, rails_url), aiohttp.ClientSession() as session:
-            with api_process(app_settings, port, log) as first:
-                await wait_up(session, api)
-                for stay in day.stays:
-                    invoice_id = day.invoices.get(stay.session_id)
-                    kind = day.behaviour[stay.plate]
-                    if invoice_id is None or kind == "never":
-                        continue
-                    provider = "alipay" if stay.plate.endswith(("1", "3")) else "wechatpay"
-                    copies = 2 if kind == "twice" else 1
-                    orders = [await pay_order(session, api, invoice_id, provider) for _ in range(copies)]
-                    for order in orders:
-                        await pay_at_rails(session, rails_url, provider, order)
-                        day.orders.append((invoice_id, order["payment_id"], provider))
+    day = simulate_day(await lots_for_day(db, 2), plates=12, now=now_utc(), seed=3)
+    await raise_invoices(db, day)
+    async with rails(FAULTS, seed=3) as (simulator, rails_url), aiohttp.ClientSession() as session:
+        async with api_process(app_settings, port, log) as first:
+            for stay in day.stays:
+                invoice_id = day.invoices.get(stay.session_id)
+                kind = day.behaviour[stay.plate]
+                if invoice_id is None or kind == "never":
+                    continue
+                provider = "alipay" if stay.plate.endswith(("1", "3")) else "wechatpay"
+                copies = 2 if kind == "twice" else 1
+                orders = [await pay_order(session, api, invoice_id, provider) for _ in range(copies)]
+                for order in orders:
+                    await pay_at_rails(session, rails_url, provider, order)
+                    day.orders.append((invoice_id, order["payment_id"], provider))
 
-                async def some_applied() -> bool:
-                    return bool(await db.fetchval("SELECT count(*) FROM payment_captures") >= 3)
+            async def some_applied() -> bool:
+                return bool(await db.fetchval("SELECT count(*) FROM payment_captures") >= 3)
 
-                await eventually(some_applied)
-                first.send_signal(signal.SIGKILL)  # notifications keep arriving: refused, then retried
-                first.wait()
-            with api_process(app_settings, port, log) as second:
-                await wait_up(session, api)
-                await settle(simulator)
-                worker_settings = app_settings.model_copy(
-                    update={
-                        "payment_provider_url": rails_url,
-                        "public_url": api,
-                    }
-                )
-                pool = await asyncpg.create_pool(app_settings.database_url, min_size=1, max_size=2)
-                try:
-                    worker = MoneyWorker(pool, worker_settings, session)
-                    await worker.round(now_utc())
-                finally:
-                    await pool.close()
-                await settle(simulator)
-                second.send_signal(signal.SIGTERM)
-            await check_money(db, day, simulator)
-            await check_reconciliation(db, simulator, app_settings, tmp_path)
-    finally:
-        await db.close()
+            await eventually(some_applied)
+            first.kill()  # notifications keep arriving: refused, then retried
+        async with api_process(app_settings, port, log):
+            await settle(simulator)
+            worker_settings = app_settings.model_copy(
+                update={
+                    "payment_provider_url": rails_url,
+                    "public_url": api,
+                }
+            )
+            pool = await asyncpg.create_pool(app_settings.database_url, min_size=1, max_size=2)
+            try:
+                worker = MoneyWorker(pool, worker_settings, session)
+                await worker.round(now_utc())
+            finally:
+                await pool.close()
+            await settle(simulator)
+        await check_money(db, day, simulator)
+        await check_reconciliation(db, simulator, app_settings, tmp_path)
 
 
 async def pay_order(
