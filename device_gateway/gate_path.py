@@ -17,7 +17,7 @@ from device_gateway.availability import AvailabilityPublisher
 from device_gateway.config import GatewaySettings
 from device_gateway.decode import Rejection, RejectReason, reject
 from device_gateway.gate_messages import AckMessage, GateMessage, PassageMessage, PlateMessage, decode_gate
-from device_gateway.gate_pricing import StayPricer
+from device_gateway.gate_pricing import StayPricer, price_closed_sessions
 from device_gateway.gate_store import StoredCommand, decide_read, stored_command
 from device_gateway.gate_tracking import (
     Ack,
@@ -333,13 +333,14 @@ class GatePath:
             await self._pause(self.settings.gateway_gate_sweep_interval_s)
 
     async def sweep(self, now: datetime) -> None:
-        """Expire open commands whose passage never came; re-send unacked commands, flag the rest."""
+        """Expire missing passages, re-send or flag unacked commands, price stays ended elsewhere."""
         quiet = now - timedelta(seconds=self.settings.gateway_gate_resend_after_s)
         async with self.pool.acquire() as conn:
             expired = await expire_awaiting(conn, now)
             again, flagged = await resend_or_flag(conn, now, quiet, self.settings.gateway_gate_max_sends)
             for lot_id in {e.lot_id for e in expired}:
                 await self._publish_lot(conn, lot_id)
+            await price_closed_sessions(conn, self.pricer)
         for row in again:
             self.send(stored_command(row, row["device_id"]))
         self._count(expired + flagged)

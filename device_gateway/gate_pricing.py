@@ -81,10 +81,52 @@ class StayPricer:
         except NoTariffInForceError:
             return PricedStay(0, tariff_id=stay.tariff_id)
         since = stay.entry - EARLIER_LOOKBACK
-        rows = await conn.fetch(EARLIER_CHARGES, stay.plate, stay.lot_id, since, stay.exit_at)
-        earlier = [TimedCharge(r["at"], r["amount_fen"]) for r in rows]
+        earlier: list[TimedCharge] = []
+        if stay.plate:  # a bay stay with no plate attached has no earlier stays to cap against
+            rows = await conn.fetch(EARLIER_CHARGES, stay.plate, stay.lot_id, since, stay.exit_at)
+            earlier = [TimedCharge(r["at"], r["amount_fen"]) for r in rows]
         vehicle = vehicle_class_for(stay.plate, stay.plate_color)
         quote = price_stay(stay.entry, max(stay.entry, stay.exit_at), vehicle, tariff, earlier)
         return PricedStay(
             quote.amount_fen, quote.charges, tariff.tariff_id, tariff.version, vehicle.value, quote
         )
+
+
+# Stays that ended without an exit decision (a bay turned free, a manual exit release) wait here
+# for their price; SKIP LOCKED lets several gateways share the work.
+CLOSED_UNPRICED = """
+SELECT s.session_id, s.lot_id, l.tariff_id, s.plate, s.plate_color, s.started_at, s.ended_at, s.paid_fen
+FROM sessions s JOIN lots l ON l.lot_id = s.lot_id
+WHERE s.state = 'closed' AND s.closed_by IN ('sensor', 'manual')
+ORDER BY s.ended_at LIMIT $1 FOR UPDATE OF s SKIP LOCKED
+"""
+PRICE_CLOSED = """
+UPDATE sessions SET state = 'priced', amount_fen = $2, tariff_id = $3, tariff_version = $4,
+                    vehicle_class = $5, charges = $6::jsonb
+WHERE session_id = $1
+"""
+SETTLE = "UPDATE sessions SET state = 'paid' WHERE session_id = $1"
+PRICE_BATCH = 200  # stays priced per sweep and gateway: bounded work per tick
+
+
+async def price_closed_sessions(conn: Conn, pricer: StayPricer) -> int:
+    """Price stays closed by a sensor or a manual release; a stay with nothing due is settled."""
+    async with conn.transaction():
+        rows = await conn.fetch(CLOSED_UNPRICED, PRICE_BATCH)
+        for r in rows:
+            stay = Stay(
+                r["lot_id"],
+                r["tariff_id"],
+                r["plate"] or "",
+                r["plate_color"],
+                r["started_at"],
+                r["ended_at"],
+            )
+            priced = await pricer.price(conn, stay)
+            tariff = (priced.tariff_id, priced.tariff_version, priced.vehicle_class)
+            await conn.execute(
+                PRICE_CLOSED, r["session_id"], priced.amount_fen, *tariff, priced.charges_json()
+            )
+            if priced.amount_fen <= r["paid_fen"]:
+                await conn.execute(SETTLE, r["session_id"])
+    return len(rows)

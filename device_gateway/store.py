@@ -118,13 +118,37 @@ WITH fresh AS (
     INSERT INTO spot_status_changes (ts, spot_id, lot_id, status, previous_status, cause, device_id)
     SELECT ts, spot_id, lot_id, st, prev, 'reading', device_id FROM marked WHERE st <> prev
     ORDER BY spot_id, ts, seq
-    RETURNING lot_id, status, previous_status
+    RETURNING lot_id, status, previous_status, spot_id, ts
 ), upd AS (
     UPDATE spots s SET status = m.st, occupied = m.occupied, last_reading_ts = m.ts,
                        last_reading_seq = m.seq, since = coalesce(m.changed_at, s.since)
     FROM marked m WHERE m.spot_id = s.spot_id AND m.newest = 1
 )
-SELECT lot_id, status, previous_status FROM changes
+SELECT lot_id, status, previous_status, spot_id, ts FROM changes
+"""
+
+# On-street sessions from a batch's reading changes (docs/gates.md): per spot in time order, the first
+# change away from occupied closes the spot's open session; each change to occupied opens one,
+# closed at once by the spot's next change in the same batch. A spot already holding an open session
+# (it turned unknown and back) keeps it: ON CONFLICT on one_inside_session_per_spot.
+BAY_CHANGES = """
+    SELECT c.*, lead(c.ts) OVER w AS next_ts, row_number() OVER w AS n
+    FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS c(spot_id, ts, status)
+    WINDOW w AS (PARTITION BY c.spot_id ORDER BY c.ts)
+"""
+CLOSE_BAY_SESSIONS = f"""
+WITH c AS ({BAY_CHANGES})
+UPDATE sessions s SET state = 'closed', ended_at = greatest(c.ts, s.started_at), closed_by = 'sensor'
+FROM c WHERE c.n = 1 AND c.status <> 'occupied' AND s.spot_id = c.spot_id AND s.state = 'open'
+"""
+OPEN_BAY_SESSIONS = f"""
+WITH c AS ({BAY_CHANGES})
+INSERT INTO sessions (session_id, lot_id, kind, state, spot_id, started_at, ended_at, closed_by)
+SELECT gen_random_uuid(), sp.lot_id, 'bay', CASE WHEN c.next_ts IS NULL THEN 'open' ELSE 'closed' END,
+       c.spot_id, c.ts, c.next_ts, CASE WHEN c.next_ts IS NULL THEN NULL ELSE 'sensor' END
+FROM c JOIN spots sp ON sp.spot_id = c.spot_id
+WHERE c.status = 'occupied'
+ON CONFLICT (spot_id) WHERE state IN ('pending', 'open') AND spot_id IS NOT NULL DO NOTHING
 """
 
 # A sensor that was offline speaks again: its spot goes back to its last reading.
@@ -174,6 +198,18 @@ WITH b AS (
 INSERT INTO device_presence_changes (ts, device_id, event, detail)
 SELECT ts, device_id, presence, 'presence message' FROM upd
 """
+
+
+async def apply_bay_sessions(conn: Conn, changes: Sequence[asyncpg.Record]) -> None:
+    """Open and close bay sessions for the batch's status changes (set-based, same transaction)."""
+    if changes:
+        columns = (
+            [c["spot_id"] for c in changes],
+            [c["ts"] for c in changes],
+            [c["status"] for c in changes],
+        )
+        await conn.execute(CLOSE_BAY_SESSIONS, *columns)
+        await conn.execute(OPEN_BAY_SESSIONS, *columns)
 
 
 def lot_deltas(changes: Iterable[Sequence[str]]) -> dict[str, dict[str, int]]:
@@ -314,7 +350,9 @@ async def write_batch(
             device_rows = _device_rows(good)
             restored = [r["spot_id"] for r in await conn.fetch(RESTORE_DEVICES, device_rows[0], now)]
             await conn.execute(TOUCH_DEVICES, *device_rows)
-            changes = [tuple(r) for r in await conn.fetch(APPLY_FRESH)]
+            fresh = await conn.fetch(APPLY_FRESH)
+            changes = [tuple(r)[:3] for r in fresh]
+            await apply_bay_sessions(conn, fresh)
             if restored:
                 changes += [tuple(r) for r in await conn.fetch(RESTORE_SPOTS, restored, now)]
             result.status_changes = len(changes)
