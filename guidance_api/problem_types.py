@@ -101,6 +101,18 @@ MONEY_RULE = ProblemType(
     (422,),
     "the ledger refuses the movement (a write-off larger than what is due, a refund larger than kept)",
 )
+UNKNOWN_GATE = ProblemType(
+    "unknown_gate", "Unknown gate", (404,), "no gate device has the id named in the path"
+)
+UNKNOWN_SESSION = ProblemType(
+    "unknown_session", "Unknown session", (404,), "the parking session named does not exist"
+)
+NOT_INSIDE = ProblemType(
+    "not_inside",
+    "No vehicle inside",
+    (409,),
+    "the session has ended (a payment before exit), or the spot has no open session (attaching a plate)",
+)
 UNAVAILABLE = ProblemType(
     "unavailable",
     "Service unavailable",
@@ -134,6 +146,9 @@ CATALOGUE: tuple[ProblemType, ...] = (
     NOTHING_DUE,
     PLATE_BOUND,
     MONEY_RULE,
+    UNKNOWN_GATE,
+    UNKNOWN_SESSION,
+    NOT_INSIDE,
     UNAVAILABLE,
     INTERNAL,
 )
