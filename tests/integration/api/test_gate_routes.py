@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -15,15 +14,6 @@ from tests.integration.api.conftest import ADMIN
 pytestmark = pytest.mark.db
 Client = TestClient[Any, Any]
 Headers = dict[str, str]
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def row(db: asyncpg.Connection, sql: str, *args: object) -> asyncpg.Record:
