@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import asyncpg
 from aiohttp import web
 
 from guidance_api import problem_types as pt
@@ -23,6 +25,7 @@ from guidance_api.lot_periods import (
     period_starts,
     zone_of,
 )
+from guidance_api.money_kpis import MoneyStats, arrears, money_stats
 from guidance_api.openapi import Param, RouteDoc, Routes
 from guidance_api.params import bad_param
 from guidance_api.problems import ProblemError
@@ -50,6 +53,9 @@ SESSION_FIELDS: dict[str, Any] = {
     "sessions_ended": {"type": "integer"},
     "dwell_mean_min": {"type": ["number", "null"], "description": "of the stays that ended in the period"},
     "dwell_median_min": {"type": ["number", "null"], "description": "null over the whole range"},
+    "invoiced_fen": {"type": "integer", "description": "invoices issued in the period (ledger)"},
+    "collected_fen": {"type": "integer", "description": "payments captured less refunds in the period"},
+    "written_off_fen": {"type": "integer"},
 }
 ITEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -89,6 +95,8 @@ KPI_SCHEMA: dict[str, Any] = {
                 "periods": {"type": "integer"},
                 "periods_offline": {"type": "integer"},
                 **SESSION_FIELDS,
+                "arrears_fen": {"type": "integer", "description": "owed past due now, on these lots"},
+                "plates_in_arrears": {"type": "integer"},
             },
         },
         "items": {"type": "array", "items": ITEM_SCHEMA},
@@ -128,6 +136,14 @@ def total_stays(stays: Iterable[SessionStats]) -> SessionStats:
     return total
 
 
+def total_money(moves: Iterable[MoneyStats]) -> MoneyStats:
+    """Return the ledger movements of the whole range."""
+    total = MoneyStats()
+    for moved in moves:
+        total.add(moved)
+    return total
+
+
 def date_param(request: web.Request, name: str, default: date) -> date:
     """Return a YYYY-MM-DD query parameter."""
     raw = request.query.get(name)
@@ -137,6 +153,57 @@ def date_param(request: web.Request, name: str, default: date) -> date:
         return date.fromisoformat(raw)
     except ValueError:
         raise bad_param(name, f"{raw!r} is not a date like 2026-11-23") from None
+
+
+def date_range(request: web.Request, period: str, today: date) -> tuple[date, date]:
+    """Return the local days [from, to) asked for, within the limits of *period*."""
+    last = date_param(request, "to", today + timedelta(days=1))
+    first = date_param(request, "from", last - timedelta(days=DEFAULT_DAYS[period]))
+    if first >= last:
+        raise bad_param("from", "must be before `to`")
+    if (last - first).days > MAX_DAYS[period]:
+        raise bad_param("to", f"at most {MAX_DAYS[period]} days of {period}s at once")
+    return first, last
+
+
+@dataclass
+class Rollup:
+    """Occupancy, stays and money per local period, added up over groups of lots (one per zone)."""
+
+    capacity: int
+    occupancy: dict[str, Tally] = field(default_factory=dict)
+    stays: dict[str, SessionStats] = field(default_factory=dict)
+    money: dict[str, MoneyStats] = field(default_factory=dict)
+
+    async def add_zone(
+        self, pool: asyncpg.Pool, lot_ids: list[str], zone: ZoneInfo, periods: Periods
+    ) -> None:
+        """Add the lots of one time zone; their periods are keyed by local start."""
+        for start, tally in combined(await lot_tallies(pool, lot_ids, zone, periods)).items():
+            key = start.replace(tzinfo=None).isoformat()  # lots in other zones add their own local period
+            self.occupancy.setdefault(key, Tally(tally.start, tally.end)).add(tally)
+        window = (periods.bounds[0], min(periods.bounds[-1], periods.now))
+        for local, stats in (await session_stats(pool, lot_ids, window, periods.width, zone.key)).items():
+            self.stays.setdefault(local.isoformat(), SessionStats()).add(stats)
+        for local, moved in (await money_stats(pool, lot_ids, window, periods.width, zone.key)).items():
+            self.money.setdefault(local.isoformat(), MoneyStats()).add(moved)
+
+    def items(self) -> list[dict[str, Any]]:
+        """Return the periods' JSON, oldest first."""
+        return [
+            self.occupancy[key].view()
+            | self.stays.get(key, SessionStats()).view(self.capacity)
+            | self.money.get(key, MoneyStats()).view()
+            for key in sorted(self.occupancy)
+        ]
+
+    def summary(self) -> dict[str, Any]:
+        """Return the whole range's JSON (arrears are added by the caller: they are of now)."""
+        return (
+            summary_view([self.occupancy[key] for key in sorted(self.occupancy)])
+            | total_stays(self.stays.values()).view(self.capacity)
+            | total_money(self.money.values()).view()
+        )
 
 
 async def kpi_response(
@@ -154,29 +221,18 @@ async def kpi_response(
     pool = request.app[DB_POOL]
     lots = await pool.fetch(LOTS, *scope_args(who), district_id, lot_id)
     zones: dict[str, list[str]] = defaultdict(list)
-    capacity = sum(row["capacity"] for row in lots)
     for row in lots:
         zones[zone_of(row["time_zone"]).key].append(row["lot_id"])
     now = utc_now()
-    today = now.astimezone(ZoneInfo(min(zones, default=DEFAULT_ZONE))).date()
-    last = date_param(request, "to", today + timedelta(days=1))
-    first = date_param(request, "from", last - timedelta(days=DEFAULT_DAYS[period]))
-    if first >= last:
-        raise bad_param("from", "must be before `to`")
-    if (last - first).days > MAX_DAYS[period]:
-        raise bad_param("to", f"at most {MAX_DAYS[period]} days of {period}s at once")
-    rollup: dict[str, Tally] = {}
-    stays: dict[str, SessionStats] = {}
+    first, last = date_range(
+        request, period, now.astimezone(ZoneInfo(min(zones, default=DEFAULT_ZONE))).date()
+    )
+    rollup = Rollup(sum(row["capacity"] for row in lots))
     for zone_name, lot_ids in sorted(zones.items()):
         zone = ZoneInfo(zone_name)
-        periods = Periods(period_starts(first, last, period, zone), PERIODS[period], now)
-        per_lot = await lot_tallies(pool, lot_ids, zone, periods)
-        for start, tally in combined(per_lot).items():
-            key = start.replace(tzinfo=None).isoformat()  # lots in other zones add their own local period
-            rollup.setdefault(key, Tally(tally.start, tally.end)).add(tally)
-        window = (periods.bounds[0], min(periods.bounds[-1], now))
-        for local, stats in (await session_stats(pool, lot_ids, window, periods.width, zone_name)).items():
-            stays.setdefault(local.isoformat(), SessionStats()).add(stats)
+        await rollup.add_zone(
+            pool, lot_ids, zone, Periods(period_starts(first, last, period, zone), PERIODS[period], now)
+        )
     body: dict[str, Any] = {"scope": scope}
     if district_id is not None:
         body["district_id"] = district_id
@@ -188,11 +244,8 @@ async def kpi_response(
         "to": last.isoformat(),
         "time_zones": sorted(zones),
         "lots": len(lots),
-        "summary": summary_view([rollup[key] for key in sorted(rollup)])
-        | total_stays(stays.values()).view(capacity),
-        "items": [
-            rollup[key].view() | stays.get(key, SessionStats()).view(capacity) for key in sorted(rollup)
-        ],
+        "summary": rollup.summary() | await arrears(pool, [row["lot_id"] for row in lots], now),
+        "items": rollup.items(),
     }
     return web.json_response(body)
 

@@ -23,6 +23,7 @@ DAY = datetime.now(SHANGHAI).date() - timedelta(days=2)  # a whole local day in 
 # K2 (north, 20 spaces): 5 from the evening before, 15 from 09:00, 15 unknown 10:00-11:00, 10 from 11:00.
 # K3 (south, 10 spaces): nothing until 12:30, then 5.
 # Stays at K1 (gate sessions): 08:05-08:35, 08:10-09:10, 08:20-08:30, and a cancelled entry at 08:40.
+# Money at K1: ¥12 invoiced 08:35 and paid 09:00; ¥8 invoiced 09:10, due 10:00, never paid (arrears).
 LOTS = {"K1": ("north", 10), "K2": ("north", 20), "K3": ("south", 10)}
 SAMPLES = [
     ("K1", (0, 0), 2, 0),
@@ -81,8 +82,46 @@ async def write_day(database_url: str) -> None:
                 for n, (start, end, state) in enumerate(STAYS)
             ],
         )
+        await write_money(conn)
     finally:
         await conn.close()
+
+
+async def write_money(conn: asyncpg.Connection) -> None:
+    """Two invoices of K1 with their ledger entries and balances, as the money store keeps them."""
+    for invoice, amount, issued, paid in (
+        ("I1", 1200, local(8, 35), local(9, 0)),
+        ("I2", 800, local(9, 10), None),
+    ):
+        await conn.execute(
+            "INSERT INTO invoices (invoice_id, session_id, lot_id, plate, entry_at, exit_at, amount_fen,"
+            " lines, tariff_id, tariff_version, issued_at, due_at)"
+            " VALUES ($1, $1, 'K1', $2, $3, $3, $4, '[]', 'zz', 1, $3, $5)",
+            invoice,
+            f"豫B{invoice}000",
+            issued,
+            amount,
+            local(10),
+        )
+        entries = [("invoiced", amount, issued)] + ([("captured", amount, paid)] if paid else [])
+        for kind, fen, at in entries:
+            await conn.execute(
+                "INSERT INTO ledger_entries (invoice_id, lot_id, kind, amount_fen, at)"
+                " VALUES ($1, 'K1', $2, $3, $4)",
+                invoice,
+                kind,
+                fen,
+                at,
+            )
+        await conn.execute(
+            "INSERT INTO invoice_balances (invoice_id, plate, lot_id, due_at, invoiced_fen, captured_fen)"
+            " VALUES ($1, $2, 'K1', $3, $4, $5)",
+            invoice,
+            f"豫B{invoice}000",
+            local(10),
+            amount,
+            amount if paid else 0,
+        )
 
 
 @pytest.fixture
@@ -133,6 +172,20 @@ async def test_sessions_give_turnover_and_dwell(day_api: Client) -> None:
     assert (hours[10]["sessions"], hours[10]["dwell_mean_min"], hours[10]["turnover"]) == (0, None, 0)
 
 
+async def test_money_per_period_and_arrears_now(day_api: Client) -> None:
+    """K1: hour 8 invoiced ¥12; hour 9 invoiced ¥8 and collected ¥12; ¥8 owed past due by one plate."""
+    body = await kpis(day_api, "/v1/operator/lots/K1/kpis", period="hour")
+    hours = by_hour(body)
+    assert [(hours[h]["invoiced_fen"], hours[h]["collected_fen"]) for h in (8, 9, 10)] == [
+        (1200, 0),
+        (800, 1200),
+        (0, 0),
+    ]
+    assert (body["summary"]["arrears_fen"], body["summary"]["plates_in_arrears"]) == (800, 1)
+    south = await kpis(day_api, "/v1/operator/districts/south/kpis", period="day")
+    assert (south["summary"]["arrears_fen"], south["items"][0]["invoiced_fen"]) == (0, 0)
+
+
 async def test_an_hour_with_most_spots_unknown_is_minus_one(day_api: Client) -> None:
     """K2 10:00-11:00 has 15 of 20 spots unknown: -1; the carried evening state fills hours 0-8."""
     hours = by_hour(await kpis(day_api, "/v1/operator/lots/K2/kpis", period="hour"))
@@ -176,6 +229,11 @@ async def test_days_are_local_days_and_roll_up_over_reporting_lots(day_api: Clie
         "sessions_ended": 3,
         "dwell_mean_min": round((30 + 60 + 10) / 3, 1),
         "dwell_median_min": None,
+        "invoiced_fen": 2000,
+        "collected_fen": 1200,
+        "written_off_fen": 0,
+        "arrears_fen": 800,
+        "plates_in_arrears": 1,
     }
     assert (day["sessions"], day["turnover"], day["dwell_median_min"]) == (3, 0.075, 30)
 
