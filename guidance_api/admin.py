@@ -15,6 +15,7 @@ from guidance_api.schemas import DeviceBody, DistrictBody, LotBody, TokenBody, Z
 from parking_core.adapters.broker_files import hash_password, new_device_password
 from parking_core.adapters.provisioning import (
     DeviceSpec,
+    DistrictPlace,
     LotSpec,
     SpotSpec,
     TokenSpec,
@@ -46,8 +47,11 @@ async def put_district_route(request: web.Request) -> web.Response:
     district_id = path_id(request, "district_id")
     body = await parse_body(request, DistrictBody)
     async with request.app[DB_POOL].acquire() as conn:
-        created = await put_district(conn, district_id, body.name)
-    return web.json_response({"district_id": district_id, "name": body.name}, status=201 if created else 200)
+        place = DistrictPlace(body.kind, body.outline_name, body.public_spaces, body.onboarded_on)
+        created = await put_district(conn, district_id, body.name, place)
+    return web.json_response(
+        {"district_id": district_id, **body.model_dump(mode="json")}, status=201 if created else 200
+    )
 
 
 @routes.add(

@@ -11,6 +11,7 @@ from aiohttp import web
 from guidance_api import (
     admin,
     cds_feed,
+    coverage,
     dashboard,
     driver_money,
     gate_routes,
@@ -54,6 +55,7 @@ def all_routes() -> Routes:
         admin,
         cds_feed,
         ngsi_feed,
+        coverage,
         dashboard,
         driver_money,
         payment_notify,

@@ -18,6 +18,8 @@ ASSETS = {
     "index.html": "text/html; charset=utf-8",
     "dashboard.js": "text/javascript; charset=utf-8",
     "dashboard.css": "text/css; charset=utf-8",
+    "map.js": "text/javascript; charset=utf-8",
+    "zhengzhou.geojson": "application/geo+json",  # the city's outlines (MIT, zhengzhou.geojson.LICENSE)
 }
 NO_CACHE = {"Cache-Control": "no-cache"}  # small files; a redeploy must show at once on the city screen
 
@@ -36,7 +38,7 @@ async def get_dashboard_bare(_request: web.Request) -> web.StreamResponse:
 
 @routes.add(RouteDoc("GET", "/dashboard/", "The city screen (一屏观全城)", "dashboard", "public"))
 async def get_dashboard(_request: web.Request) -> web.StreamResponse:
-    """An HTML page that polls `GET /v1/lots` every 2 s: districts, lots, a map."""
+    """An HTML page that polls `GET /v1/lots` every 2 s: districts by name, lots, a map of the city's outlines, coverage by month."""
     return asset_response("index.html")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -49,9 +49,13 @@ class _Body(BaseModel):
 
 
 class DistrictBody(_Body):
-    """``PUT /v1/admin/districts/{district_id}``."""
+    """``PUT /v1/admin/districts/{district_id}``: a district, county or county-level city of the city."""
 
     name: Name
+    kind: Literal["district", "county", "county_city"] = "district"
+    outline_name: Name | None = None  # its outline's name on the city map (the city screen draws it)
+    public_spaces: int | None = Field(default=None, ge=0, le=10_000_000)  # for coverage as a share
+    onboarded_on: date | None = None  # when its lots began to count in coverage
 
 
 class ZoneBody(_Body):

@@ -68,6 +68,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+DISTRICT_FIELDS = ("kind", "outline_name", "public_spaces", "onboarded_on")  # where it sits in the city
+
+
 async def _seed(base: str, token: str, city_doc: dict[str, Any], city: CityLayout) -> None:
     """Publish the example tariffs and the lots (names, places, tariffs) through the admin API."""
     headers = {"Authorization": f"Bearer {token}"}
@@ -76,9 +79,10 @@ async def _seed(base: str, token: str, city_doc: dict[str, Any], city: CityLayou
         for tariff_id, document in example_tariff_documents().items():
             await http.put(f"{base}/v1/admin/tariffs/{tariff_id}", json=document)
         for district in city_doc["districts"]:
+            place = {key: district[key] for key in DISTRICT_FIELDS if key in district}
             await http.put(
                 f"{base}/v1/admin/districts/{district['district_id']}",
-                json={"name": district.get("name", district["district_id"])},
+                json={"name": district.get("name", district["district_id"]), **place},
             )
             for lot in district["lots"]:
                 body = {key: lot[key] for key in ("name", "kind", "lat", "lon", "tariff_id") if key in lot}

@@ -3,6 +3,8 @@
 
 const POLL_MS = 2000; // live enough for a wall screen, light on the API
 const STALE_S = 600; // counts older than 10 minutes are flagged: the lot's sensors may be silent
+const DISTRICTS_EVERY = 15; // polls: district names and kinds change rarely (every 30 s is plenty)
+const COVERAGE_EVERY = 150; // polls: coverage grows by month (every 5 minutes is plenty)
 const SVG_NS = "http://www.w3.org/2000/svg";
 const STATUS = {
   open: { zh: "空闲", en: "Open" },
@@ -78,6 +80,12 @@ function lotRow(lot, now) {
   );
 }
 
+function districtName(districtId) {
+  const district = state.districts.get(districtId);
+  if (!district) return districtId;
+  return `${district.name} · ${KIND[district.kind] || district.kind}`;
+}
+
 function renderDistricts(lots, now) {
   const byDistrict = new Map();
   for (const lot of lots) {
@@ -97,7 +105,7 @@ function renderDistricts(lots, now) {
         h(
           "header",
           {},
-          h("h3", {}, districtId),
+          h("h3", {}, districtName(districtId)),
           h(
             "span",
             { class: "muted" },
@@ -113,51 +121,87 @@ function renderDistricts(lots, now) {
   container.replaceChildren(...(cards.length ? cards : [h("p", { class: "muted" }, "暂无停车场 · No lots yet")]));
 }
 
-function renderMap(lots) {
-  const map = document.getElementById("map");
+const URBAN_SPAN = 0.06; // degrees: the urban view shows at least ~6 km around the lots
+const KIND = { district: "区 District", county: "县 County", county_city: "县级市 County-level city" };
+const state = { outlines: [], districts: new Map(), view: "city", lots: [] };
+
+function statusText(status) {
+  const label = STATUS[status] || STATUS.unknown;
+  return `${label.zh} ${label.en}`;
+}
+
+function renderMap() {
+  const byOutline = new Map();
+  for (const district of state.districts.values()) {
+    if (district.outline_name) byOutline.set(district.outline_name, district);
+  }
+  const frame = state.view === "core" ? window.cityMap.lotsBounds(state.lots, URBAN_SPAN) : null;
+  window.cityMap.drawCityMap(document.getElementById("map"), state.outlines, state.lots, byOutline, frame, statusText);
+  for (const button of document.querySelectorAll("[data-view]")) {
+    button.setAttribute("aria-pressed", String(button.dataset.view === state.view));
+  }
+}
+
+async function loadOutlines() {
+  try {
+    const response = await fetch("zhengzhou.geojson");
+    if (response.ok) state.outlines = (await response.json()).features;
+  } catch (error) {
+    state.outlines = []; // the lots are still drawn, on an empty map
+  }
+}
+
+async function loadDistricts() {
+  const response = await fetch("/v1/districts", { cache: "no-store" });
+  if (!response.ok) return;
+  const { items } = await response.json();
+  state.districts = new Map(items.map((d) => [d.district_id, d]));
+}
+
+function renderCoverage(months) {
+  const chart = document.getElementById("coverage-chart");
   const width = 1000;
-  const height = 640;
-  const pad = 40;
-  if (!lots.length) {
-    map.replaceChildren();
+  const height = 160;
+  const pad = 30;
+  if (!months.length) {
+    chart.replaceChildren();
     return;
   }
-  const lats = lots.map((lot) => lot.lat);
-  const lons = lots.map((lot) => lot.lon);
-  const midLat = (Math.min(...lats) + Math.max(...lats)) / 2;
-  const cosLat = Math.cos((midLat * Math.PI) / 180);
-  const xs = lons.map((lon) => lon * cosLat);
-  const span = Math.max(Math.max(...xs) - Math.min(...xs), Math.max(...lats) - Math.min(...lats), 0.005);
-  const labelRoom = 220; // labels sit right of their dots: keep the eastmost ones inside the map
-  const scale = Math.min(width - 2 * pad - labelRoom, height - 2 * pad) / span;
-  const cx = (Math.min(...xs) + Math.max(...xs)) / 2;
-  const cy = (Math.min(...lats) + Math.max(...lats)) / 2;
-  const nodes = [svg("rect", { x: 0, y: 0, width, height, class: "map-bg" })];
-  for (let step = 1; step < 8; step += 1) {
-    nodes.push(svg("line", { x1: (width * step) / 8, y1: 0, x2: (width * step) / 8, y2: height, class: "grid" }));
-    nodes.push(svg("line", { x1: 0, y1: (height * step) / 8, x2: width, y2: (height * step) / 8, class: "grid" }));
-  }
-  const ordered = [...lots].sort((a, b) => b.capacity - a.capacity); // small lots drawn on top
-  for (const lot of ordered) {
-    const x = (width - labelRoom) / 2 + (lot.lon * cosLat - cx) * scale;
-    const y = height / 2 - (lot.lat - cy) * scale;
-    const radius = 9 + Math.sqrt(lot.capacity) * 3; // the viewBox is drawn at about 0.6 scale
-    const dot = svg("circle", {
-      cx: x.toFixed(1),
-      cy: y.toFixed(1),
-      r: radius.toFixed(1),
-      class: `dot s-${lot.status}`,
-      "data-lot-id": lot.lot_id,
+  const top = Math.max(...months.map((m) => m.spaces), 1);
+  const step = (width - 2 * pad) / months.length;
+  const nodes = [];
+  months.forEach((month, index) => {
+    const h = ((height - 2 * pad) * month.spaces) / top;
+    const bar = svg("rect", {
+      x: (pad + index * step + 2).toFixed(1),
+      y: (height - pad - h).toFixed(1),
+      width: Math.max(step - 4, 1).toFixed(1),
+      height: h.toFixed(1),
+      class: "cov-bar",
+      "data-month": month.month,
     });
     const title = svg("title", {});
-    const label = STATUS[lot.status] || STATUS.unknown;
-    title.textContent = `${lot.name} (${lot.lot_id}) · ${label.zh} ${label.en} · ${lot.free}/${lot.capacity}`;
-    dot.append(title);
-    const text = svg("text", { x: (x + radius + 4).toFixed(1), y: (y + 4).toFixed(1), class: "dot-label" });
-    text.textContent = lot.status === "unknown" ? `${lot.name} ?` : `${lot.name} ${lot.free}/${lot.capacity}`;
-    nodes.push(dot, text);
-  }
-  map.replaceChildren(...nodes);
+    const share = month.covered_share === null ? "–" : `${(100 * month.covered_share).toFixed(1)}%`;
+    title.textContent = `${month.month}: ${month.lots} 场 lots · ${month.spaces} 位 spaces · ${month.sensors_online}/${month.sensors} 在线 online · 覆盖 ${share}`;
+    bar.append(title);
+    nodes.push(bar);
+    if (index % 6 === 0 || index === months.length - 1) {
+      const label = svg("text", { x: (pad + index * step).toFixed(1), y: height - 8, class: "cov-label" });
+      label.textContent = month.month;
+      nodes.push(label);
+    }
+  });
+  chart.replaceChildren(...nodes);
+  const last = months[months.length - 1];
+  const share = last.covered_share === null ? "–" : `${(100 * last.covered_share).toFixed(1)}%`;
+  document.getElementById("coverage-now").textContent =
+    `${last.month}: ${last.districts_onboarded} 区县 districts · ${last.lots} 场 lots · ${last.spaces} 位 spaces · ` +
+    `${last.sensors_online}/${last.sensors} 传感器在线 sensors online · 公共车位覆盖 public spaces covered ${share}`;
+}
+
+async function loadCoverage() {
+  const response = await fetch("/v1/coverage", { cache: "no-store" });
+  if (response.ok) renderCoverage((await response.json()).months);
 }
 
 function renderLegend() {
@@ -175,6 +219,8 @@ function setConnection(state, text) {
   conn.textContent = text;
 }
 
+let polls = 0;
+
 async function poll() {
   try {
     const response = await fetch("/v1/lots", { cache: "no-store" });
@@ -182,11 +228,15 @@ async function poll() {
     const { items } = await response.json();
     const now = Date.now();
     renderTotals(items);
+    state.lots = items;
+    if (polls % DISTRICTS_EVERY === 0) await loadDistricts();
+    if (polls % COVERAGE_EVERY === 0) await loadCoverage();
     renderDistricts(items, now);
-    renderMap(items);
+    renderMap();
     setConnection("live", "实时 · Live");
     document.getElementById("updated").textContent = `更新于 Updated ${new Date(now).toLocaleTimeString("zh-CN")}`;
-    document.body.dataset.polls = String(Number(document.body.dataset.polls || 0) + 1);
+    polls += 1;
+    document.body.dataset.polls = String(polls);
   } catch (error) {
     setConnection("down", `连接中断 · Offline (${error.message})`);
   } finally {
@@ -195,4 +245,10 @@ async function poll() {
 }
 
 renderLegend();
-poll();
+for (const button of document.querySelectorAll("[data-view]")) {
+  button.addEventListener("click", () => {
+    state.view = button.dataset.view;
+    renderMap();
+  });
+}
+loadOutlines().then(poll);

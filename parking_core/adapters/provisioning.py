@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -78,14 +78,34 @@ class DeviceSpec:
     lane: str | None = None
 
 
-async def put_district(conn: Connection, district_id: str, name: str) -> bool:
+@dataclass(frozen=True, slots=True)
+class DistrictPlace:
+    """Where a district sits in the city: its kind, map outline, public spaces, onboarding day."""
+
+    kind: str = "district"
+    outline_name: str | None = None
+    public_spaces: int | None = None
+    onboarded_on: date | None = None
+
+
+async def put_district(
+    conn: Connection, district_id: str, name: str, place: DistrictPlace | None = None
+) -> bool:
     """Create or update a district; return True if it was created."""
+    place = place or DistrictPlace()
     created: bool = await conn.fetchval(
-        "INSERT INTO districts (district_id, name) VALUES ($1, $2)"
-        " ON CONFLICT (district_id) DO UPDATE SET name = EXCLUDED.name, updated_at = now()"
+        "INSERT INTO districts (district_id, name, kind, outline_name, public_spaces, onboarded_on)"
+        " VALUES ($1, $2, $3, $4, $5, $6)"
+        " ON CONFLICT (district_id) DO UPDATE SET name = EXCLUDED.name, kind = EXCLUDED.kind,"
+        " outline_name = EXCLUDED.outline_name, public_spaces = EXCLUDED.public_spaces,"
+        " onboarded_on = EXCLUDED.onboarded_on, updated_at = now()"
         " RETURNING (xmax = 0)",
         district_id,
         name,
+        place.kind,
+        place.outline_name,
+        place.public_spaces,
+        place.onboarded_on,
     )
     return created
 

@@ -203,9 +203,8 @@ async def close_browser(http: aiohttp.ClientSession, url: str) -> None:
 async def provision(http: aiohttp.ClientSession, base_url: str) -> None:
     """Create the districts and lots of LOTS through the admin API."""
     for district_id, name in (("jinshui", "金水区"), ("erqi", "二七区"), ("zhongyuan", "中原区")):
-        resp = await http.put(
-            f"{base_url}/v1/admin/districts/{district_id}", json={"name": name}, headers=ADMIN
-        )
+        body = {"name": name, "outline_name": name, "public_spaces": 1000, "onboarded_on": "2025-01-01"}
+        resp = await http.put(f"{base_url}/v1/admin/districts/{district_id}", json=body, headers=ADMIN)
         assert resp.status in {200, 201}, await resp.text()
     for lot_id, district_id, name, lat, lon, capacity in LOTS:
         body = {
@@ -261,6 +260,59 @@ async def test_root_redirects_to_the_page_and_assets_are_served(
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # no CDN, no internet
 
 
+# Every label's box on the map, and how many pairs of them overlap (strictly: touching is allowed).
+LABEL_OVERLAPS = """(() => {
+  const boxes = [...document.querySelectorAll('#map text')].map(t => t.getBBox());
+  let overlaps = 0;
+  for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+    const a = boxes[i], b = boxes[j];
+    const apart = a.x >= b.x + b.width || b.x >= a.x + a.width
+      || a.y >= b.y + b.height || b.y >= a.y + a.height;
+    if (!apart) overlaps++;
+  }
+  return [boxes.length, overlaps];
+})()"""
+
+
+async def shoot(page: Cdp, name: str) -> None:
+    """Save a screenshot of the page where PARKING_SCREENSHOT_DIR says (docs/ keeps them)."""
+    folder = os.environ.get("PARKING_SCREENSHOT_DIR")
+    if folder:
+        shot = await page.send("Page.captureScreenshot", format="png")
+        (Path(folder) / name).write_bytes(base64.b64decode(shot["data"]))
+
+
+async def check_the_map(page: Cdp) -> None:
+    """The city's 12 outlines are drawn, district names head the list, no two labels overlap in
+    either view, and the coverage panel counts the onboarded districts.
+    """
+    await until(lambda: page.evaluate("document.querySelectorAll('#map path.area').length"), 12)
+    served = await page.evaluate("document.querySelectorAll('#map path.area-served').length")
+    assert served == 3
+    headers = await page.evaluate(
+        "[...document.querySelectorAll('article.district h3')].map(h => h.textContent)"
+    )
+    assert headers == ["二七区 · 区 District", "金水区 · 区 District", "中原区 · 区 District"]
+    areas = "[...document.querySelectorAll('#map text.area-label')].map(t => t.textContent)"
+    labels, overlaps = await page.evaluate(LABEL_OVERLAPS)
+    assert (labels, overlaps) == (labels, 0)
+    assert {"中牟县", "登封市", "巩义市", "荥阳市", "新密市", "新郑市"} <= set(await page.evaluate(areas))
+    await page.evaluate("document.querySelector('[data-view=core]').click()")
+    await until(
+        lambda: page.evaluate("document.querySelector('[data-view=core]').getAttribute('aria-pressed')"),
+        "true",
+    )
+    labels, overlaps = await page.evaluate(LABEL_OVERLAPS)
+    await shoot(page, "dashboard-core.png")
+    lot_labels = await page.evaluate("document.querySelectorAll('#map text.dot-label').length")
+    assert (overlaps, lot_labels >= 3) == (0, True)
+    assert {"中原区", "二七区", "金水区"} <= set(await page.evaluate(areas))
+    coverage = await page.evaluate("document.getElementById('coverage-now').textContent")
+    assert "3 区县 districts" in coverage, coverage
+    assert "6 场 lots" in coverage, coverage
+    await page.evaluate("document.querySelector('[data-view=city]').click()")
+
+
 @pytest.mark.browser
 async def test_the_city_screen_shows_live_counts_as_they_change(
     page: Cdp, base_url: str, http: aiohttp.ClientSession, db: asyncpg.Connection, tmp_path: Path
@@ -299,6 +351,8 @@ async def test_the_city_screen_shows_live_counts_as_they_change(
         "[...document.querySelectorAll('article.district')].map(a => a.dataset.districtId)"
     )
     assert districts == ["erqi", "jinshui", "zhongyuan"]
+
+    await check_the_map(page)
 
     await set_spots(db, "E1", 9)  # five cars leave
     await set_spots(db, "E2", 2)  # a full street frees up
