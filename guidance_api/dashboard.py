@@ -38,7 +38,9 @@ async def get_dashboard_bare(_request: web.Request) -> web.StreamResponse:
 
 @routes.add(RouteDoc("GET", "/dashboard/", "The city screen (一屏观全城)", "dashboard", "public"))
 async def get_dashboard(_request: web.Request) -> web.StreamResponse:
-    """An HTML page that polls `GET /v1/lots` every 2 s: districts by name, lots, a map of the city's outlines, coverage by month."""
+    """An HTML page that polls `GET /v1/lots` every 2 s: districts by name, lots, a map of the city's
+    outlines, coverage by month.
+    """
     return asset_response("index.html")
 
 
