@@ -89,6 +89,7 @@ class ProviderSimulator:
     delivered: Counter[str] = field(default_factory=Counter)  # notification id -> 2xx answers
     answers: Counter[int] = field(default_factory=Counter)  # HTTP status -> count
     _pending: list[_Delivery] = field(default_factory=list)
+    _in_flight: int = 0
     _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
@@ -166,8 +167,8 @@ class ProviderSimulator:
 
     @property
     def pending(self) -> int:
-        """Return how many notifications are waiting to be delivered (or retried)."""
-        return len(self._pending)
+        """Return how many notifications are waiting to be delivered, retried, or on their way."""
+        return len(self._pending) + self._in_flight
 
     async def deliver(self, session: aiohttp.ClientSession) -> None:
         """Deliver notifications for ever: each attempt freshly signed, retried until a 2xx."""
@@ -178,7 +179,11 @@ class ProviderSimulator:
             due = [d for d in self._pending if d.due <= now]
             for delivery in sorted(due, key=lambda d: d.due):
                 self._pending.remove(delivery)
-                await self._attempt(session, delivery, loop.time())
+                self._in_flight += 1
+                try:
+                    await self._attempt(session, delivery, loop.time())
+                finally:
+                    self._in_flight -= 1
             later = [d.due for d in self._pending]
             timeout = max(0.0, min(later) - loop.time()) if later else None
             with contextlib.suppress(TimeoutError):

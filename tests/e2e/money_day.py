@@ -9,6 +9,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -110,6 +111,34 @@ async def rails(faults: ProviderFaults, seed: int) -> AsyncIterator[tuple[Provid
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             await runner.cleanup()
+
+
+async def pay_order(
+    session: aiohttp.ClientSession, api: str, invoice_id: str, provider: str
+) -> dict[str, Any]:
+    async with session.post(
+        f"{api}/v1/invoices/{invoice_id}/payments",
+        json={"provider": provider},
+        headers={"Authorization": "Bearer test-admin-token"},
+    ) as resp:
+        assert resp.status == 201, await resp.text()
+        return dict(await resp.json())
+
+
+async def pay_at_rails(
+    session: aiohttp.ClientSession, rails_url: str, provider: str, order: dict[str, Any]
+) -> None:
+    async with session.post(f"{rails_url}/{provider}/sim/pay", json=order["pay_params"]) as resp:
+        assert resp.status == 200, await resp.text()
+
+
+async def settle(simulator: ProviderSimulator) -> None:
+    """Wait until the rails have nothing left to deliver (every notification answered 2xx)."""
+
+    async def quiet() -> bool:
+        return simulator.pending == 0
+
+    await eventually(quiet, timeout_s=90)
 
 
 async def lots_for_day(conn: asyncpg.Connection, count: int) -> list[str]:

@@ -8,7 +8,6 @@ import sys
 from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -27,8 +26,11 @@ from tests.e2e.money_day import (
     api_process,
     lots_for_day,
     now_utc,
+    pay_at_rails,
+    pay_order,
     rails,
     raise_invoices,
+    settle,
     simulate_day,
 )
 from tests.integration.gateway.helpers import eventually
@@ -85,34 +87,6 @@ async def test_a_day_of_pay_later_drivers_collects_every_fen_once(
             await settle(simulator)
         await check_money(db, day, simulator)
         await check_reconciliation(db, simulator, app_settings, tmp_path)
-
-
-async def pay_order(
-    session: aiohttp.ClientSession, api: str, invoice_id: str, provider: str
-) -> dict[str, Any]:
-    async with session.post(
-        f"{api}/v1/invoices/{invoice_id}/payments",
-        json={"provider": provider},
-        headers={"Authorization": "Bearer test-admin-token"},
-    ) as resp:
-        assert resp.status == 201, await resp.text()
-        return dict(await resp.json())
-
-
-async def pay_at_rails(
-    session: aiohttp.ClientSession, rails_url: str, provider: str, order: dict[str, Any]
-) -> None:
-    async with session.post(f"{rails_url}/{provider}/sim/pay", json=order["pay_params"]) as resp:
-        assert resp.status == 200, await resp.text()
-
-
-async def settle(simulator: ProviderSimulator) -> None:
-    """Wait until the rails have nothing left to deliver (every notification answered 2xx)."""
-
-    async def quiet() -> bool:
-        return simulator.pending == 0
-
-    await eventually(quiet, timeout_s=90)
 
 
 async def check_money(db: asyncpg.Connection, day: Day, simulator: ProviderSimulator) -> None:
