@@ -23,6 +23,7 @@ from parking_core.adapters.settings import BrokerAuth, Settings
 from parking_core.devtools.embedded import free_port
 from parking_core.devtools.processes import Process, environment, http_ok, python_module, running_async
 from simulators.payment_provider import ProviderFaults, ProviderSimulator
+from tests.integration.gateway.helpers import eventually
 from tests.integration.money.helpers import TARIFF, make_lot
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}

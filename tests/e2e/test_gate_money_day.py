@@ -3,15 +3,10 @@ invoices paid through the rails, a deny-listed plate held at its next exit and l
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import random
-import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,13 +24,14 @@ from billing.arrears import ArrearsPolicy
 from guidance_api.app import create_app
 from parking_core.adapters.settings import Settings
 from parking_core.devtools.embedded import free_port
+from parking_core.devtools.processes import Process, environment, log_line, python_module, running_async
 from parking_core.gates import Lane
 from parking_core.ids import LotId
 from parking_core.topics import gate_topic
 from simulators.payment_provider import ProviderFaults
 from tests.e2e.money_day import pay_at_rails, pay_order, rails, settle
 from tests.integration.gates.gate_helpers import TARIFF_ID, provision_gate_lots
-from tests.integration.gateway.helpers import eventually
+from tests.integration.gateway.helpers import eventually, gateway_settings
 from tests.mqtt_helpers import Collector, connect
 from tests.strategies_gates import gate_device
 
@@ -91,39 +87,23 @@ def read(car: Car, lane: Lane, seq: int, at: datetime) -> bytes:
     return json.dumps(body | {"confidence": 0.98}, ensure_ascii=False).encode()
 
 
-@contextmanager
-def gateway(settings: Settings, client_id: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``python -m device_gateway`` with a persistent session of *client_id*."""
-    env = os.environ | {
-        "PARKING_DATABASE_URL": str(settings.database_url),
-        "PARKING_MQTT_URL": str(settings.mqtt_url),
-        "PARKING_TOPIC_PREFIX": settings.topic_prefix,
-        "PARKING_GATEWAY_CLIENT_ID": client_id,
-        "PARKING_GATEWAY_SHARE_GROUP": client_id,
-        "PARKING_GATEWAY_SESSION_EXPIRY_S": "300",
-        "PARKING_GATEWAY_GATE_SWEEP_INTERVAL_S": "3600",  # old reads: no expiry sweep mid-test
-        "PARKING_GATEWAY_GATE_RESEND_AFTER_S": "3600",
-    }
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "device_gateway"], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-
-
-async def connected(log: Path, times: int) -> None:
-    def count() -> int:
-        return log.read_text().count("mqtt.connected") if log.exists() else 0
-
-    async def seen() -> bool:
-        return await asyncio.to_thread(count) >= times
-
-    await eventually(seen, timeout_s=60)
+def gateway(settings: Settings, client_id: str, log: Path) -> AbstractAsyncContextManager[Process]:
+    """Run ``python -m device_gateway`` with a persistent session of *client_id* until subscribed."""
+    gw = gateway_settings(
+        settings,
+        gateway_client_id=client_id,  # both runs resume the same session
+        gateway_share_group=client_id,
+        gateway_session_expiry_s=300,
+        gateway_gate_sweep_interval_s=3600,  # old reads: no expiry sweep mid-test
+        gateway_gate_resend_after_s=3600,
+    )
+    return running_async(
+        "gateway",
+        python_module("device_gateway"),
+        env=environment(gw),
+        log_path=log,
+        ready=log_line("mqtt.subscribed"),
+    )
 
 
 def exit_commands(gate: Collector) -> dict[str, dict[str, Any]]:
@@ -185,10 +165,9 @@ async def drive(gate: Collector, prefix: str, cars: list[Car], db: asyncpg.Conne
 
 
 async def test_pay_later_exits_survive_a_gateway_kill_and_repayment_opens_the_next_exit(
-    app_settings: Settings, tmp_path: Path
+    app_settings: Settings, db: asyncpg.Connection, tmp_path: Path
 ) -> None:
     """One invoice per priced session equal to the re-priced stay; one command per exit read."""
-    db = await asyncpg.connect(str(app_settings.database_url))
     now = datetime.now(UTC).replace(microsecond=0)
     cars = simulate(now, plates=8, seed=5)
     await provision_gate_lots(db, list(map(str, LOTS)), capacity=50)
@@ -203,8 +182,7 @@ async def test_pay_later_exits_survive_a_gateway_kill_and_repayment_opens_the_ne
     log, client_id = tmp_path / "gateway.log", "gw-money-e2e"
     prefix = app_settings.topic_prefix
     try:
-        with gateway(app_settings, client_id, log) as first:
-            await connected(log, 1)
+        async with gateway(app_settings, client_id, log) as first:
             await drive(gate, prefix, cars, db)
             for car in cars:  # every exit read, some twice (a gate's redelivery)
                 device = gate_device(car.lot, Lane.EXIT)
@@ -217,10 +195,8 @@ async def test_pay_later_exits_survive_a_gateway_kill_and_repayment_opens_the_ne
                 return bool(await db.fetchval("SELECT count(*) FROM gate_commands WHERE lane = 'exit'") >= 3)
 
             await eventually(some_exits)
-            first.send_signal(signal.SIGKILL)
-            first.wait()
-        with gateway(app_settings, client_id, log) as second:
-            await connected(log, 2)
+            first.kill()
+        async with gateway(app_settings, client_id, log):
 
             async def all_exits() -> bool:
                 n = await db.fetchval("SELECT count(*) FROM gate_commands WHERE lane = 'exit'")
@@ -231,11 +207,8 @@ async def test_pay_later_exits_survive_a_gateway_kill_and_repayment_opens_the_ne
             never = next(c for c in cars if c.kind == "never")
             await pay_and_check(app_settings, db, cars, never.plate)
             await deny_then_repay(app_settings, db, gate, never, now)
-            second.send_signal(signal.SIGTERM)
-            second.wait()
     finally:
         gate.close()
-        await db.close()
 
 
 async def check_exits(db: asyncpg.Connection, cars: list[Car]) -> None:
