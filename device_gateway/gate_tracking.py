@@ -40,12 +40,14 @@ EVIDENCE = """
 INSERT INTO session_evidence (session_id, ts, kind, device_id, detail)
 VALUES ($1, $2, $3, $4, $5::jsonb)
 """
+# The window runs from when the command was decided (the gateway's clock): a controller uploading
+# old reads after an outage still gets its window.
 EXPIRE = """
 WITH gone AS (
     UPDATE gate_commands c SET expired_at = $1
     FROM lots l LEFT JOIN lot_gate_policies p ON p.lot_id = l.lot_id
     WHERE l.lot_id = c.lot_id AND c.action = 'open' AND c.passage_at IS NULL AND c.expired_at IS NULL
-      AND coalesce(c.read_ts, c.ts) + make_interval(secs => coalesce(p.pending_window_s, 120)) < $1
+      AND c.ts + make_interval(secs => coalesce(p.pending_window_s, 120)) < $1
     RETURNING c.command_id, c.device_id, c.lot_id, coalesce(c.read_ts, c.ts) AS at, c.plate, c.session_id
 ), cancelled AS (
     UPDATE sessions s SET state = 'cancelled'

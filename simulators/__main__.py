@@ -11,6 +11,7 @@ from pathlib import Path
 
 from parking_core.adapters.settings import Settings
 from simulators.city import CityLayout, generate_city, load_city
+from simulators.gates import GateTruth
 from simulators.sensors import CitySimulator, Faults, GroundTruth
 
 
@@ -18,9 +19,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse the command line (broker, database and topic prefix come from PARKING_*)."""
     p = argparse.ArgumentParser(
         prog="parking-sim",
-        description="Simulated bay sensors: arrivals by time of day, heartbeats and injected "
-        "faults, published to PARKING_MQTT_URL under PARKING_TOPIC_PREFIX. Writes the ground "
-        "truth (final state per spot, silent devices, expected refusals) as JSON on request.",
+        description="Simulated bay sensors (arrivals by time of day, heartbeats, injected faults) "
+        "and, with --gate-lots, barrier gates of closed lots through a day (plate reads answered by "
+        "the gateway's commands), published to PARKING_MQTT_URL under PARKING_TOPIC_PREFIX. Writes "
+        "the ground truth (final state per spot, silent devices, expected refusals, gate visits) as "
+        "JSON on request.",
     )
     city = p.add_argument_group("city")
     city.add_argument("--city", type=Path, help="layout JSON (see simulators/city.py)")
@@ -56,6 +59,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     faults.add_argument("--garbage", type=float, default=0.0)
     faults.add_argument("--skew", type=float, default=0.0)
     faults.add_argument("--silent", type=int, default=0, help="number of sensors that go quiet")
+    gates = p.add_argument_group("gates (closed lots counted at their barriers; docs/gates.md)")
+    gates.add_argument("--gate-lots", type=int, default=0, help="closed lots with an entry and an exit gate")
+    gates.add_argument("--gate-capacity", type=int, default=50)
+    gates.add_argument("--gate-cars", type=int, default=200, help="visits over the simulated day")
+    gates.add_argument(
+        "--gate-faults",
+        type=float,
+        default=0.1,
+        help="rate of each fault: unsure entry read, misread exit, duplicated read, no passage, tailgater",
+    )
+    gates.add_argument("--gate-tariff", default=None, help="tariff_id of the gated lots (none: free)")
     return p.parse_args(argv)
 
 
@@ -66,10 +80,11 @@ def build_city(args: argparse.Namespace) -> CityLayout:
     return generate_city(args.districts, args.lots, args.spots, prefix=args.id_prefix)
 
 
-def truth_json(truth: GroundTruth) -> str:
+def truth_json(truth: GroundTruth, gates: GateTruth | None = None) -> str:
     """Return the ground truth as JSON for other tools."""
     return json.dumps(
         {
+            "gates": gates.to_json() if gates is not None else None,
             "occupied": truth.occupied(),
             "silent_devices": sorted(truth.silent),
             "readings": len(truth.readings),
@@ -109,6 +124,28 @@ async def _run(args: argparse.Namespace, settings: Settings) -> GroundTruth:
     return sim.truth
 
 
+async def _run_gates(args: argparse.Namespace, settings: Settings) -> GateTruth:
+    from simulators.gates import GateSimulator, plan_day
+    from simulators.provision import provision_gate_lots
+    from simulators.publisher import mqtt_client
+
+    lots = [
+        (f"{args.id_prefix}gate{i}", f"{args.id_prefix}gate{i}-in", f"{args.id_prefix}gate{i}-out")
+        for i in range(args.gate_lots)
+    ]
+    if args.provision:
+        if settings.database_url is None:
+            raise SystemExit("--provision needs PARKING_DATABASE_URL")
+        district = f"{args.id_prefix}gates"
+        await provision_gate_lots(settings.database_url, lots, args.gate_capacity, district, args.gate_tariff)
+    start = datetime.now(UTC) - timedelta(hours=max(args.start_hours_ago, 24.0))
+    visits = plan_day(len(lots), args.gate_cars, start, args.seed, args.gate_faults)
+    async with mqtt_client(settings.mqtt_endpoint()) as client:
+        truth = await GateSimulator(settings.topic_prefix, lots).run(client, visits)
+    print(f"gates: {json.dumps(truth.to_json())}", file=sys.stderr)
+    return truth
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the simulation; print a summary and write the truth if asked."""
     args = parse_args(argv)
@@ -117,8 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         print("parking-sim: set PARKING_MQTT_URL", file=sys.stderr)
         return 2
     truth = asyncio.run(_run(args, settings))
+    gates = asyncio.run(_run_gates(args, settings)) if args.gate_lots > 0 else None
     if args.truth is not None:
-        args.truth.write_text(truth_json(truth))
+        args.truth.write_text(truth_json(truth, gates))
     return 0
 
 

@@ -63,3 +63,44 @@ async def provision_city(
             )
     finally:
         await conn.close()
+
+
+async def provision_gate_lots(
+    database_url: str,
+    lots: list[tuple[str, str, str]],
+    capacity: int,
+    district_id: str,
+    tariff_id: str | None,
+) -> None:
+    """Create closed lots counted at their gates, each with an entry and an exit gate; idempotent.
+
+    *lots* are (lot_id, entry device, exit device), as ``simulators.gates.GateSimulator`` takes them.
+    """
+    hashed = hash_password(SIM_DEVICE_PASSWORD)
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                "INSERT INTO districts (district_id, name) VALUES ($1, $1) ON CONFLICT DO NOTHING",
+                district_id,
+            )
+            for index, (lot_id, entry, exit_) in enumerate(lots):
+                await conn.execute(
+                    """INSERT INTO lots (lot_id, district_id, name, kind, lat, lon, capacity, tariff_id,
+                                         counted_by, free_count, counts_updated_at)
+                       VALUES ($1, $2, $1, 'off_street', $3, 113.66, $4, $5, 'gates', $4, now())
+                       ON CONFLICT DO NOTHING""",
+                    lot_id,
+                    district_id,
+                    34.70 + index * 0.01,
+                    capacity,
+                    tariff_id,
+                )
+                await conn.executemany(
+                    """INSERT INTO devices (device_id, kind, lot_id, lane, stale_after_s,
+                                            credential_hash, model)
+                       VALUES ($1, 'gate', $2, $3, 3600, $4, 'sim-gate-1') ON CONFLICT DO NOTHING""",
+                    [(entry, lot_id, "entry", hashed), (exit_, lot_id, "exit", hashed)],
+                )
+    finally:
+        await conn.close()
