@@ -22,6 +22,7 @@ from guidance_api import (
     money_operator,
     ngsi_feed,
     operator_history,
+    operator_live,
     operator_routes,
     overview,
     payment_notify,
@@ -29,8 +30,9 @@ from guidance_api import (
     zones,
 )
 from guidance_api.broker import BrokerSync
-from guidance_api.context import BROKER, DB_POOL, SETTINGS, TARIFFS
+from guidance_api.context import BROKER, DB_POOL, LOT_WATCH, SETTINGS, TARIFFS
 from guidance_api.error_edge import problem_middleware
+from guidance_api.live import LotWatch
 from guidance_api.openapi import Routes
 from guidance_api.tariff_cache import TariffCache
 from parking_core.adapters.settings import Settings
@@ -56,6 +58,7 @@ def all_routes() -> Routes:
         cds_feed,
         ngsi_feed,
         coverage,
+        operator_live,
         dashboard,
         driver_money,
         payment_notify,
@@ -71,6 +74,7 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> web.Appl
     app[SETTINGS] = settings
     app[BROKER] = BrokerSync(settings)
     app[TARIFFS] = TariffCache()
+    app[LOT_WATCH] = LotWatch()
     routes = all_routes()
     routes.install(app)
     document = routes.document("City parking API", version("city-parking"))
@@ -82,15 +86,23 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> web.Appl
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         if pool is not None:
-            app[DB_POOL] = app[TARIFFS].pool = pool
+            app[DB_POOL] = app[TARIFFS].pool = app[LOT_WATCH].pool = pool
             yield
+            await app[LOT_WATCH].close()
             return
         if settings.database_url is None:
             raise RuntimeError("PARKING_DATABASE_URL is not set")
         async with asyncpg.create_pool(settings.database_url, min_size=1, max_size=POOL_MAX_SIZE) as own:
-            app[DB_POOL] = app[TARIFFS].pool = own
+            app[DB_POOL] = app[TARIFFS].pool = app[LOT_WATCH].pool = own
             await app[BROKER].sync(own)  # the broker learns devices provisioned while we were away
             yield
+            await app[LOT_WATCH].close()
 
     app.cleanup_ctx.append(database)
+    app.on_shutdown.append(end_live_streams)
     return app
+
+
+async def end_live_streams(app: web.Application) -> None:
+    """Tell open live streams to end, so that shutdown does not wait for them."""
+    await app[LOT_WATCH].close()

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from guidance_api.auth import Principal, authenticate
 from guidance_api.broker import BrokerSync
+from guidance_api.live import LotWatch
 from guidance_api.tariff_cache import TariffCache
 from parking_core.adapters.settings import Settings
 
@@ -16,6 +17,7 @@ SETTINGS = web.AppKey("settings", Settings)
 DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
 BROKER = web.AppKey("broker", BrokerSync)
 TARIFFS = web.AppKey("tariffs", TariffCache)
+LOT_WATCH = web.AppKey("lot_watch", LotWatch)
 
 
 def utc_now() -> datetime:

@@ -19,6 +19,9 @@ ASSETS = {
     "dashboard.js": "text/javascript; charset=utf-8",
     "dashboard.css": "text/css; charset=utf-8",
     "map.js": "text/javascript; charset=utf-8",
+    "operator.html": "text/html; charset=utf-8",
+    "operator.js": "text/javascript; charset=utf-8",
+    "operator.css": "text/css; charset=utf-8",
     "zhengzhou.geojson": "application/geo+json",  # the city's outlines (MIT, zhengzhou.geojson.LICENSE)
 }
 NO_CACHE = {"Cache-Control": "no-cache"}  # small files; a redeploy must show at once on the city screen
@@ -42,6 +45,12 @@ async def get_dashboard(_request: web.Request) -> web.StreamResponse:
     outlines, coverage by month.
     """
     return asset_response("index.html")
+
+
+@routes.add(RouteDoc("GET", "/operator", "Redirect to the operator pages", "dashboard", "public", status=302))
+async def get_operator(_request: web.Request) -> web.StreamResponse:
+    """Sign in with an operator token: one's lots live, device health, money, rejected messages."""
+    raise web.HTTPFound("/dashboard/operator.html")
 
 
 @routes.add(

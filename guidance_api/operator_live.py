@@ -1,0 +1,141 @@
+"""Operator pages' live feed (server-sent events) and device health with its diagnoses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+
+from guidance_api.auth import Principal, require_operator
+from guidance_api.context import DB_POOL, LOT_WATCH, principal, utc_now
+from guidance_api.openapi import RouteDoc, Routes
+from guidance_api.queries import lot_view
+from guidance_api.scope import SCOPE_FILTER, scope_args
+
+routes = Routes()
+
+KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from closing a quiet stream
+RETRY_MS = 3000  # how long a browser waits before reconnecting
+LOW_BATTERY_MV = 3300  # lithium thionyl chloride cells (3.6 V) are near their end below ~3.3 V
+STUCK_AFTER = timedelta(hours=72)  # an online bay sensor whose spot never changed for three days
+FLAP_WINDOW = timedelta(hours=1)
+FLAP_CHANGES = 12  # more changes than this in an hour: a car does not park every five minutes
+ACK_WINDOW = timedelta(hours=24)  # gate commands re-sent to their limit without an ack, lately
+
+SNAPSHOT = f"""
+SELECT l.lot_id, l.name, l.kind, l.district_id, l.lat, l.lon, l.capacity, l.status AS lot_status,
+       l.tariff_id, l.free_count, l.occupied_count, l.reserved_count, l.unknown_count, l.closed_count,
+       l.counts_updated_at
+FROM lots l WHERE {SCOPE_FILTER} ORDER BY l.district_id, l.lot_id
+"""
+# One row per device and issue, within scope. $4 now, $5 low battery, $6 stuck since, $7 flap since,
+# $8 flap changes, $9 ack window start.
+HEALTH = f"""
+WITH scoped AS (
+    SELECT d.*, s.status AS spot_status, s.since AS spot_since
+    FROM devices d JOIN lots l USING (lot_id) LEFT JOIN spots s ON s.spot_id = d.spot_id
+    WHERE {SCOPE_FILTER}
+), flaps AS (
+    SELECT c.spot_id, count(*) AS changes FROM spot_status_changes c
+    WHERE c.ts > $7 AND c.spot_id IN (SELECT spot_id FROM scoped WHERE spot_id IS NOT NULL)
+    GROUP BY c.spot_id HAVING count(*) > $8
+), unacked AS (
+    SELECT g.device_id, count(*) AS commands, min(g.flagged_at) AS since FROM gate_commands g
+    WHERE g.flagged_at > $9 AND g.device_id IN (SELECT device_id FROM scoped WHERE kind = 'gate')
+    GROUP BY g.device_id
+)
+SELECT device_id, kind, lot_id, spot_id, 'silent' AS issue, coalesce(last_seen_at::text, 'never') AS detail,
+       last_seen_at AS since
+FROM scoped WHERE status <> 'online'
+UNION ALL
+SELECT device_id, kind, lot_id, spot_id, 'low_battery', battery_mv || ' mV', last_seen_at
+FROM scoped WHERE battery_mv < $5
+UNION ALL
+SELECT device_id, kind, lot_id, spot_id, 'stuck', spot_status || ' since ' || spot_since, spot_since
+FROM scoped WHERE kind = 'bay_sensor' AND status = 'online' AND spot_since < $6
+UNION ALL
+SELECT s.device_id, s.kind, s.lot_id, s.spot_id, 'flapping', f.changes || ' changes in an hour', $4
+FROM scoped s JOIN flaps f USING (spot_id)
+UNION ALL
+SELECT s.device_id, s.kind, s.lot_id, s.spot_id, 'gate_ack_missing',
+       u.commands || ' commands never acknowledged', u.since
+FROM scoped s JOIN unacked u USING (device_id)
+ORDER BY issue, lot_id, device_id
+"""
+ISSUES = ("silent", "low_battery", "stuck", "flapping", "gate_ack_missing")
+
+
+def event(name: str, data: Any) -> bytes:
+    """Return one server-sent event."""
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+async def operator(request: web.Request) -> Principal:
+    """Return the caller, who must hold an operator (or the admin) token."""
+    who = await principal(request)
+    require_operator(who)
+    return who
+
+
+@routes.add(
+    RouteDoc("GET", "/v1/operator/live", "Live lot counts (server-sent events)", "operator", "operator")
+)
+async def get_live(request: web.Request) -> web.StreamResponse:
+    """`text/event-stream`: first a `snapshot` event (every lot in scope, as `GET /v1/lots`), then a
+    `lots` event with the lots whose counts changed, about a second after the gateway wrote them;
+    a comment every 15 s keeps the connection open. Send the bearer token in the `Authorization`
+    header (the operator page reads the stream with `fetch`).
+    """
+    who = await operator(request)
+    rows = await request.app[DB_POOL].fetch(SNAPSHOT, *scope_args(who))
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await response.prepare(request)
+    await response.write(f"retry: {RETRY_MS}\n\n".encode() + event("snapshot", [lot_view(r) for r in rows]))
+    watch = request.app[LOT_WATCH]
+    queue = watch.subscribe()
+    try:
+        while True:
+            try:
+                changed = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+            except TimeoutError:
+                await response.write(b": keep-alive\n\n")
+                continue
+            if changed is None:  # the server is shutting down
+                break
+            mine = [lot for lot in changed if who.may_see_lot(lot["lot_id"], lot["district_id"])]
+            if mine:
+                await response.write(event("lots", mine))
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        watch.unsubscribe(queue)
+    return response
+
+
+@routes.add(
+    RouteDoc("GET", "/v1/operator/device-health", "Devices that need a look, and why", "operator", "operator")
+)
+async def get_device_health(request: web.Request) -> web.Response:
+    """Issues of the devices in scope: `silent` (offline or never heard), `low_battery` (< 3300 mV),
+    `stuck` (an online bay sensor whose spot has not changed for 72 h), `flapping` (more than 12
+    changes in the last hour), `gate_ack_missing` (gate commands re-sent to their limit without an
+    acknowledgement in the last 24 h). One device may have several.
+    """
+    who = await operator(request)
+    now = utc_now()
+    rows = await request.app[DB_POOL].fetch(
+        HEALTH,
+        *scope_args(who),
+        now,
+        LOW_BATTERY_MV,
+        now - STUCK_AFTER,
+        now - FLAP_WINDOW,
+        FLAP_CHANGES,
+        now - ACK_WINDOW,
+    )
+    items = [{**dict(r), "since": r["since"].isoformat() if r["since"] else None} for r in rows]
+    counts = {issue: sum(1 for i in items if i["issue"] == issue) for issue in ISSUES}
+    return web.json_response({"generated_at": now.isoformat(), "counts": counts, "items": items})
