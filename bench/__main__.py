@@ -5,7 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ("bench.gateway_bench", "bench.vacancies_bench", "bench.forecast_bench", "bench.spread_bench")
+BENCHMARKS = (
+    "bench.gateway_bench",
+    "bench.gate_latency",
+    "bench.vacancies_bench",
+    "bench.forecast_bench",
+    "bench.spread_bench",
+)
 
 
 def main() -> int:
