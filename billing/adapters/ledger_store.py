@@ -21,11 +21,14 @@ LOT_POLICY = """
 SELECT l.time_zone, p.pay_later, p.arrears_limit_fen, p.deny_entry_when_blacklisted, p.pay_within_s
 FROM lots l LEFT JOIN lot_money_policies p USING (lot_id) WHERE l.lot_id = $1
 """
+# No conflict target: the invoice id is a function of the session id, so a concurrent raise of the
+# same session conflicts on the primary key as often as on `session_id`, and an arbiter naming only
+# `session_id` lets the other one through as a 23505 (unique_violation) on `invoices_pkey`.
 INSERT_INVOICE = """
 INSERT INTO invoices (invoice_id, session_id, lot_id, plate, entry_at, exit_at, amount_fen, lines,
                       tariff_id, tariff_version, issued_at, due_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12)
-ON CONFLICT (session_id) DO NOTHING
+ON CONFLICT DO NOTHING
 RETURNING invoice_id
 """
 INSERT_BALANCE = """
