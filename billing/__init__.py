@@ -24,7 +24,7 @@ from billing.errors import (
 )
 from billing.examples import load_example_tariffs
 from billing.parsing import parse_tariff
-from billing.payments import InvoiceSettledError
+from billing.payments import InvoiceSettledError, TooManyOrdersError
 from billing.pricing import price_stay
 from billing.quotes import LineKind, Quote, QuoteLine, TimedCharge, quote_to_json
 from billing.serialization import tariff_to_json
@@ -68,6 +68,7 @@ __all__ = [
     "TariffValidationError",
     "Tier",
     "TimedCharge",
+    "TooManyOrdersError",
     "VehicleClass",
     "VehicleRule",
     "describe_tariff",

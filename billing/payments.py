@@ -16,6 +16,7 @@ from billing.notify import Capture, sign
 from billing.tariff import require_aware
 
 PAYMENT_TTL = timedelta(minutes=30)  # an unpaid order expires, as WeChat Pay's prepay ids do (2 h max)
+MAX_OPEN_ORDERS = 5  # unexpired, unpaid orders per invoice: an app retrying is fine, a loop is not
 
 
 class InvoiceSettledError(BillingError, ValueError):
@@ -24,6 +25,15 @@ class InvoiceSettledError(BillingError, ValueError):
     def __init__(self, invoice_id: str) -> None:
         super().__init__(f"invoice {invoice_id!r} has nothing due")
         self.invoice_id = invoice_id
+
+
+class TooManyOrdersError(BillingError, ValueError):
+    """Raised when an invoice already has `MAX_OPEN_ORDERS` unexpired, unpaid payment orders."""
+
+    def __init__(self, invoice_id: str, open_orders: int) -> None:
+        super().__init__(f"invoice {invoice_id!r} has {open_orders} open payment orders; pay one or wait")
+        self.invoice_id = invoice_id
+        self.open_orders = open_orders
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,14 +48,28 @@ class PaymentOrder:
     expires_at: datetime
 
 
-def order_payment(
-    invoice_id: str, balance: Balance, provider: str, payment_id: str, now: datetime
-) -> PaymentOrder:
-    """Return a payment order for what is due on *invoice_id*, or raise `InvoiceSettledError`."""
+@dataclass(frozen=True, slots=True)
+class Payable:
+    """An invoice as a new payment order sees it: what is due, and how many orders are open."""
+
+    invoice_id: str
+    balance: Balance
+    open_orders: int = 0  # unexpired orders without a capture
+
+
+def order_payment(payable: Payable, provider: str, payment_id: str, now: datetime) -> PaymentOrder:
+    """Return a payment order for what is due on an invoice.
+
+    Raises `InvoiceSettledError` when nothing is due, `TooManyOrdersError` when the open orders
+    already reach `MAX_OPEN_ORDERS`.
+    """
     require_aware("now", now)
-    if balance.due_fen <= 0:
-        raise InvoiceSettledError(invoice_id)
-    return PaymentOrder(payment_id, invoice_id, provider, balance.due_fen, now, now + PAYMENT_TTL)
+    if payable.balance.due_fen <= 0:
+        raise InvoiceSettledError(payable.invoice_id)
+    if payable.open_orders >= MAX_OPEN_ORDERS:
+        raise TooManyOrdersError(payable.invoice_id, payable.open_orders)
+    due = payable.balance.due_fen
+    return PaymentOrder(payment_id, payable.invoice_id, provider, due, now, now + PAYMENT_TTL)
 
 
 def app_parameters(order: PaymentOrder, secret: bytes, nonce: str, notify_url: str) -> dict[str, Any]:

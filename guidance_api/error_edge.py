@@ -19,6 +19,7 @@ from billing import (
     NoTariffInForceError,
     PlateBoundElsewhereError,
     TariffValidationError,
+    TooManyOrdersError,
 )
 from guidance_api import problem_types as pt
 from guidance_api.problems import ProblemError, field_error, problem_response
@@ -143,6 +144,7 @@ TRANSLATIONS: tuple[tuple[type[BaseException], Translator], ...] = (
     (NaiveDatetimeError, lambda e, r: invalid(e.field, str(e), "naive_time", r)),
     (NoTariffInForceError, lambda e, _r: ProblemError(pt.NO_TARIFF, str(e), tariff_id=e.tariff_id)),
     (InvoiceSettledError, lambda e, _r: ProblemError(pt.NOTHING_DUE, str(e), invoice_id=e.invoice_id)),
+    (TooManyOrdersError, lambda e, _r: ProblemError(pt.TOO_MANY_ORDERS, str(e), invoice_id=e.invoice_id)),
     (PlateBoundElsewhereError, lambda e, _r: ProblemError(pt.PLATE_BOUND, str(e), plate=e.plate)),
     (LedgerRuleError, lambda e, _r: ProblemError(pt.MONEY_RULE, str(e), invoice_id=e.invoice_id)),
     (BillingError, lambda e, _r: ProblemError(pt.BILLING, str(e))),

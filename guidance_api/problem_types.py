@@ -92,6 +92,12 @@ UNKNOWN_ACCOUNT = ProblemType(
 NOTHING_DUE = ProblemType(
     "nothing_due", "Nothing due", (409,), "the invoice is paid or written off: there is nothing to pay"
 )
+TOO_MANY_ORDERS = ProblemType(
+    "too_many_orders",
+    "Too many payment orders",
+    (429,),
+    "the invoice already has 5 open payment orders: pay one of them, or wait until they expire (30 min)",
+)
 PLATE_BOUND = ProblemType(
     "plate_bound", "Plate bound elsewhere", (409,), "the plate is bound to another driver account"
 )
@@ -144,6 +150,7 @@ CATALOGUE: tuple[ProblemType, ...] = (
     UNKNOWN_INVOICE,
     UNKNOWN_ACCOUNT,
     NOTHING_DUE,
+    TOO_MANY_ORDERS,
     PLATE_BOUND,
     MONEY_RULE,
     UNKNOWN_GATE,

@@ -7,11 +7,16 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from billing.adapters.ledger_store import Conn, lock_invoice
-from billing.payments import PaymentOrder, RefundOrder, order_payment
+from billing.payments import Payable, PaymentOrder, RefundOrder, order_payment
 
 INSERT_PAYMENT = """
 INSERT INTO payments (payment_id, invoice_id, provider, amount_fen, account_id, created_at, expires_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
+"""
+OPEN_ORDERS = """
+SELECT count(*) FROM payments p
+WHERE p.invoice_id = $1 AND p.expires_at > $2
+  AND NOT EXISTS (SELECT 1 FROM payment_captures c WHERE c.payment_id = p.payment_id)
 """
 CLAIM_REFUNDS = """
 SELECT refund_id, invoice_id, payment_id, transaction_id, amount_fen, requested_at, provider
@@ -38,7 +43,9 @@ async def start_payment(
         locked = await lock_invoice(conn, invoice_id)
         if locked is None:
             return None
-        order = order_payment(invoice_id, locked.balance, provider, new_payment_id(), now)
+        open_orders = await conn.fetchval(OPEN_ORDERS, invoice_id, now)
+        payable = Payable(invoice_id, locked.balance, open_orders)
+        order = order_payment(payable, provider, new_payment_id(), now)
         await conn.execute(
             INSERT_PAYMENT,
             order.payment_id,

@@ -189,6 +189,16 @@ async def test_pay_then_notify_answers_as_the_rails_expect_and_moves_money_once(
     assert (item["status"], item["paid_fen"], item["due_fen"]) == ("paid", world.amount_fen, 0)
 
 
+async def test_an_invoice_takes_at_most_five_open_orders(api: Client, world: World) -> None:
+    """An app retrying is fine; a loop is refused with 429 until an order is paid or expires."""
+    url = f"/v1/invoices/{world.invoice_id}/payments"
+    for _ in range(5):
+        assert (await api.post(url, json={"provider": "alipay"}, headers=world.driver)).status == 201
+    sixth = await api.post(url, json={"provider": "alipay"}, headers=world.driver)
+    assert sixth.status == 429
+    assert (await sixth.json())["type"].endswith("/too_many_orders")
+
+
 async def test_operator_arrears_are_scoped_and_paged_and_a_write_off_clears_one(
     api: Client, world: World
 ) -> None:

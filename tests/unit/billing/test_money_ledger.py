@@ -76,3 +76,21 @@ def test_a_capture_applies_what_is_due_and_refunds_the_rest() -> None:
     assert split_capture(due, 1200) == (200, 1000)
     assert split_capture(Balance(invoiced_fen=1200, captured_fen=1200), 1200) == (0, 1200)
     assert split_capture(Balance(invoiced_fen=1200), 1200) == (1200, 0)
+
+
+def test_a_payment_order_is_for_what_is_due_and_at_most_five_stay_open() -> None:
+    from billing.payments import (
+        MAX_OPEN_ORDERS,
+        InvoiceSettledError,
+        Payable,
+        TooManyOrdersError,
+        order_payment,
+    )
+
+    due = Balance(invoiced_fen=1200, captured_fen=200)
+    order = order_payment(Payable("inv_1", due, MAX_OPEN_ORDERS - 1), "alipay", "pay_1", T0)
+    assert (order.amount_fen, order.expires_at - order.created_at) == (1000, timedelta(minutes=30))
+    with pytest.raises(TooManyOrdersError):
+        order_payment(Payable("inv_1", due, MAX_OPEN_ORDERS), "alipay", "pay_2", T0)
+    with pytest.raises(InvoiceSettledError):
+        order_payment(Payable("inv_1", Balance(invoiced_fen=1200, captured_fen=1200)), "alipay", "pay_3", T0)
