@@ -9,7 +9,9 @@ from datetime import datetime, timedelta
 
 from billing import Quote, Tariff, TimedCharge, parse_tariff, price_stay, select_tariff_version
 from billing.errors import NoTariffInForceError
+from billing.invoices import PricedStay as InvoicedStay
 from billing.vehicles import vehicle_class_for
+from device_gateway.gate_money import invoice_session
 from device_gateway.store import Conn
 
 CACHE_TTL_S = 30.0  # a new tariff version reaches the gates within half a minute
@@ -129,4 +131,7 @@ async def price_closed_sessions(conn: Conn, pricer: StayPricer) -> int:
             )
             if priced.amount_fen <= r["paid_fen"]:
                 await conn.execute(SETTLE, r["session_id"])
+            elif r["plate"] and priced.quote is not None:  # the bill follows the plate (docs/money.md)
+                bill = InvoicedStay(str(r["session_id"]), r["lot_id"], r["plate"], priced.quote)
+                await invoice_session(conn, bill, r["paid_fen"], r["ended_at"])
     return len(rows)

@@ -15,7 +15,7 @@ from billing.adapters.ledger_store import WriteOff, write_off
 from billing.adapters.notify_store import Delivery, receive
 from billing.adapters.payments_store import start_payment
 from billing.arrears import ArrearsPolicy
-from device_gateway.gate_pricing import StayPricer
+from device_gateway.gate_pricing import StayPricer, price_closed_sessions
 from device_gateway.gate_store import StoredCommand, decide_read
 from parking_core.gates import Action, Lane, PlateRead, Reason
 from parking_core.ids import LotId
@@ -164,3 +164,30 @@ async def test_arrears_at_the_lot_limit_hold_and_a_lot_may_refuse_entry_to_liste
         await conn.fetchval("SELECT state FROM sessions WHERE session_id = $1", first.session_id)
         == "written_off"
     )
+
+
+async def test_an_on_street_stay_with_a_plate_gets_its_invoice_when_priced(conn: asyncpg.Connection) -> None:
+    """A bay stay priced by the gateway's sweep: with a plate, the bill follows it; without, none."""
+    lot = await gated_lot(conn)  # its tariff is provisioned; a bay session needs a spot of the lot
+    await conn.execute(
+        "INSERT INTO spots (spot_id, lot_id) VALUES ($1, $2), ($3, $2)", f"{lot}-s1", lot, f"{lot}-s2"
+    )
+    ended = T0 + timedelta(hours=3)
+    for spot, plate in ((f"{lot}-s1", "豫A31004"), (f"{lot}-s2", None)):
+        await conn.execute(
+            "INSERT INTO sessions"
+            " (session_id, lot_id, kind, state, plate, spot_id, started_at, ended_at, closed_by)"
+            " VALUES (gen_random_uuid(), $1, 'bay', 'closed', $2, $3, $4, $5, 'sensor')",
+            lot,
+            plate,
+            spot,
+            T0,
+            ended,
+        )
+    assert await price_closed_sessions(conn, StayPricer()) >= 2
+    rows = await conn.fetch("SELECT plate, state FROM sessions WHERE lot_id = $1 ORDER BY plate", lot)
+    assert [tuple(r) for r in rows] == [("豫A31004", "invoiced"), (None, "priced")]
+    invoice = await conn.fetchrow("SELECT amount_fen, due_at FROM invoices WHERE plate = '豫A31004'")
+    assert invoice is not None
+    assert invoice["amount_fen"] > 0
+    assert invoice["due_at"] == ended + timedelta(days=3)
