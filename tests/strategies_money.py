@@ -72,7 +72,8 @@ HOWS = ("fresh", "fresh", "fresh", "stale", "forged", "tampered", "replay")
 def worlds(draw: st.DrawFn) -> World:
     """Draw invoices, orders (an invoice may be ordered twice), captures and shuffled deliveries."""
     invoices = tuple(draw(st.lists(st.integers(1, 5000), min_size=1, max_size=4)))
-    orders = tuple(draw(st.lists(st.integers(0, len(invoices) - 1), min_size=1, max_size=6)))
+    # At most five orders: an invoice takes no more open ones (billing.payments.MAX_OPEN_ORDERS).
+    orders = tuple(draw(st.lists(st.integers(0, len(invoices) - 1), min_size=1, max_size=5)))
     picked = draw(st.lists(st.integers(0, len(orders) - 1), min_size=1, max_size=6))
     captures = tuple(
         Genuine(order, f"42000{i:05d}", draw(st.sampled_from([invoices[orders[order]], 1, 9999])))
