@@ -26,7 +26,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "see docs/gateway.md."
         ),
     )
-    parser.add_argument("--client-id", help="MQTT client id (persistent session); one per process")
+    parser.add_argument(
+        "--slot",
+        type=int,
+        help="this process's number on this host (1, 2, ...): its MQTT client id, i.e. its persistent "
+        "session, is parking-gateway-<host>-<slot> (default PARKING_GATEWAY_SLOT, 1)",
+    )
+    parser.add_argument("--client-id", help="MQTT client id (persistent session) instead of the slot's")
     parser.add_argument("--metrics-port", type=int, help="serve /metrics on this port (0 = off)")
     parser.add_argument("--batch-rows", type=int, help="flush after this many messages")
     parser.add_argument("--flush-ms", type=int, help="flush after the oldest message waited this long")
@@ -37,6 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def build_settings(args: argparse.Namespace) -> GatewaySettings:
     """Return settings from the environment with command-line overrides."""
     overrides = {
+        "gateway_slot": args.slot,
         "gateway_client_id": args.client_id,
         "gateway_metrics_port": args.metrics_port,
         "gateway_batch_rows": args.batch_rows,

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import socket
 from datetime import timedelta
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from device_gateway.decode import Limits
 from parking_core.adapters.settings import Settings
 
 
-def _default_client_id() -> str:
-    return f"parking-gateway-{socket.gethostname()}"[:64]
+def slot_client_id(slot: int, host: str | None = None) -> str:
+    """Return the MQTT client id of gateway *slot* on *host*: ``parking-gateway-<host>-<slot>``."""
+    host = host or socket.gethostname()
+    suffix = f"-{slot}"
+    return f"parking-gateway-{host}"[: 64 - len(suffix)] + suffix
 
 
 class GatewaySettings(Settings):
@@ -25,8 +29,10 @@ class GatewaySettings(Settings):
     gateway_max_clock_ahead_s: float = Field(default=300.0, ge=0)  # CONTRACT.md: 5 minutes
     gateway_metrics_host: str = "127.0.0.1"
     gateway_metrics_port: int = Field(default=0, ge=0, le=65535)  # 0 = no metrics server
-    # Persistent sessions need a stable id per process: give each of several processes its own.
-    gateway_client_id: str = Field(default_factory=_default_client_id, min_length=1, max_length=64)
+    # Persistent sessions need a stable id per process. The slot (1, 2, ...) makes one without the
+    # user inventing it: parking-gateway-<host>-<slot>; an explicit client id wins over the slot.
+    gateway_slot: int = Field(default=1, ge=1, le=9999)
+    gateway_client_id: str = Field(default="", max_length=64)
     gateway_share_group: str = "gateway"  # "" subscribes without a shared subscription
     gateway_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)  # broker keeps a week
     # MQTT 5 receive maximum: must exceed a batch so the broker keeps sending while we commit.
@@ -41,6 +47,12 @@ class GatewaySettings(Settings):
     gateway_gate_max_sends: int = Field(default=3, ge=1, le=100)
     gateway_gate_sweep_interval_s: float = Field(default=1.0, gt=0)
     gateway_log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _client_id_from_slot(self) -> Self:
+        if not self.gateway_client_id:
+            object.__setattr__(self, "gateway_client_id", slot_client_id(self.gateway_slot))  # frozen model
+        return self
 
     def limits(self) -> Limits:
         """Return the time limits decoding applies."""
