@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from datetime import timedelta
+from enum import StrEnum
 from typing import Self
 
 from pydantic import Field, model_validator
@@ -17,6 +18,14 @@ def slot_client_id(slot: int, host: str | None = None) -> str:
     host = host or socket.gethostname()
     suffix = f"-{slot}"
     return f"parking-gateway-{host}"[: 64 - len(suffix)] + suffix
+
+
+class BrokerCheck(StrEnum):
+    """What the gateway does when the start-up broker check finds a problem."""
+
+    REFUSE = "refuse"  # log the problem and the setting to change, exit 3
+    WARN = "warn"  # log it and run anyway
+    OFF = "off"  # do not check (saves ~0.5 s and a burst of 2,001 messages at start)
 
 
 class GatewaySettings(Settings):
@@ -47,6 +56,9 @@ class GatewaySettings(Settings):
     gateway_gate_max_sends: int = Field(default=3, ge=1, le=100)
     gateway_gate_sweep_interval_s: float = Field(default=1.0, gt=0)
     gateway_log_level: str = "info"
+    # At start, queue a burst above a batch for an offline probe session and see what the broker
+    # keeps (parking_core.adapters.broker_check): a stock Mosquitto drops readings while we are down.
+    gateway_broker_check: BrokerCheck = BrokerCheck.REFUSE
 
     @model_validator(mode="after")
     def _client_id_from_slot(self) -> Self:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import asyncpg
 import pytest
 from hypothesis import HealthCheck, settings
 
+from parking_core.adapters.broker_check import check_broker
 from parking_core.adapters.migrations import SchemaMode
 from parking_core.adapters.settings import Settings
 from parking_core.devtools.harness import ServiceHarness
@@ -18,6 +20,7 @@ from parking_core.devtools.harness import ServiceHarness
 settings.register_profile("ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+CHECK_BATCH_ROWS = 2000  # the gateway's default batch: the largest burst the tests' gateways hold
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +28,24 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceHarness
     """Start PostgreSQL and Mosquitto unless PARKING_DATABASE_URL / PARKING_MQTT_URL name them."""
     base = tmp_path_factory.mktemp("services")
     with ServiceHarness.from_environment(base_dir=Path(base)) as started:
+        if started.broker is None:  # a broker of the user's own: check it before anything relies on it
+            refuse_unfit_broker(started)
         yield started
+
+
+def refuse_unfit_broker(harness: ServiceHarness) -> None:
+    """Stop the run with the setting to change when the broker drops a backlog (stock Mosquitto does)."""
+    assert harness.mqtt_url is not None
+    report = check_broker(harness.mqtt_url, f"t{secrets.token_hex(4)}/parking/v1", CHECK_BATCH_ROWS)
+    for warning in report.warnings:  # shown, not raised (filterwarnings = error)
+        print(f"\nwarning: PARKING_MQTT_URL: {warning}", file=sys.__stderr__)
+    if report.problems:
+        pytest.exit(
+            "PARKING_MQTT_URL names a broker the gateway cannot rely on: "
+            + "; ".join(report.problems)
+            + " (deploy/mosquitto/mosquitto.conf has the settings)",
+            returncode=2,
+        )
 
 
 @pytest.fixture(scope="session")
