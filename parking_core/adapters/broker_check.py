@@ -114,7 +114,7 @@ def _publish_burst(endpoint: MqttEndpoint, topic: str, count: int) -> None:
         for info in infos:
             info.wait_for_publish(CONNECT_TIMEOUT_S)
             if not info.is_published():
-                raise BrokerCheckError("the broker did not acknowledge the burst (is the backend user's ACL `#`?)")
+                raise BrokerCheckError("the broker did not acknowledge the burst (backend ACL `#`?)")
     finally:
         client.disconnect()
         client.loop_stop()

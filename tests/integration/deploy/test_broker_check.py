@@ -1,4 +1,4 @@
-"""The start-up broker check: a stock Mosquitto is caught with the fix named, ours and the shipped one pass."""
+"""The start-up broker check: a stock Mosquitto is caught with the fix named; ours and the shipped pass."""
 
 from __future__ import annotations
 
