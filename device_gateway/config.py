@@ -46,7 +46,8 @@ class GatewaySettings(Settings):
     gateway_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)  # broker keeps a week
     # MQTT 5 receive maximum: must exceed a batch so the broker keeps sending while we commit.
     gateway_receive_maximum: int = Field(default=65535, ge=1, le=65535)
-    gateway_liveness_interval_s: float = Field(default=5.0, gt=0)
+    # A sweep reads only due deadlines (sql/0030): twice a second keeps "offline within 1 s".
+    gateway_liveness_interval_s: float = Field(default=0.5, gt=0)
     gateway_availability_interval_s: float = Field(default=1.0, ge=0)  # per-lot publish rate limit
     gateway_occupancy_sample_interval_s: float = Field(default=300.0, gt=0)
     gateway_reconnect_max_s: float = Field(default=30.0, gt=0)

@@ -40,7 +40,7 @@ STAGE_COLUMNS = (
 REJECT_COLUMNS = ("received_at", "topic", "device_id", "reason", "detail", "payload")
 
 LOOKUP_DEVICES = """
-SELECT d.device_id, d.kind, d.spot_id, s.lot_id
+SELECT d.device_id, d.kind, d.spot_id, s.lot_id, d.status
 FROM devices d LEFT JOIN spots s ON s.spot_id = d.spot_id
 WHERE d.device_id = ANY($1::text[])
 """
@@ -67,7 +67,7 @@ WITH upd AS (
     INSERT INTO device_presence_changes (ts, device_id, event, detail)
     SELECT $2, device_id, 'comms_restored', 'message received' FROM upd
 )
-SELECT spot_id FROM upd WHERE spot_id IS NOT NULL
+SELECT device_id, spot_id FROM upd
 """
 
 # Devices prove they are alive with any accepted message, duplicates included. No indexed column
@@ -95,6 +95,16 @@ UPDATE devices d SET
 FROM b WHERE d.device_id = b.device_id
   AND (d.last_seen_at IS NULL OR d.status <> 'online'
        OR b.seen >= d.last_seen_at + make_interval(secs => least(5.0, d.stale_after_s / 10.0)))
+"""
+
+# A sensor that comes to life (first message, or back from offline) gets a liveness deadline row
+# (sql/0030); rows of live sensors are moved forward by the sweep, never by the writer, so the
+# writer's device updates stay HOT and this runs only for the few devices that changed state.
+ARM_DEADLINES = """
+INSERT INTO device_deadlines (device_id, check_at)
+SELECT device_id, silent_after FROM devices
+WHERE device_id = ANY($1::text[]) AND kind = 'bay_sensor' AND silent_after IS NOT NULL
+ON CONFLICT (device_id) DO UPDATE SET check_at = least(device_deadlines.check_at, excluded.check_at)
 """
 
 # Readings newer than the spot's (last_reading_ts, last_reading_seq), in order: each change of
@@ -348,8 +358,13 @@ async def write_batch(
             result.accepted = int(status.rsplit(" ", 1)[-1])
             result.duplicates = len(good) - result.accepted
             device_rows = _device_rows(good)
-            restored = [r["spot_id"] for r in await conn.fetch(RESTORE_DEVICES, device_rows[0], now)]
+            back = await conn.fetch(RESTORE_DEVICES, device_rows[0], now)
+            restored = [r["spot_id"] for r in back if r["spot_id"] is not None]
             await conn.execute(TOUCH_DEVICES, *device_rows)
+            waking = {r["device_id"] for r in back}
+            waking.update(d for d in device_rows[0] if registry[d]["status"] != "online")
+            if waking:
+                await conn.execute(ARM_DEADLINES, sorted(waking))
             fresh = await conn.fetch(APPLY_FRESH)
             changes = [tuple(r)[:3] for r in fresh]
             await apply_bay_sessions(conn, fresh)

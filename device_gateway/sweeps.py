@@ -7,22 +7,47 @@ from datetime import datetime, timedelta
 from device_gateway.results import SweepResult
 from device_gateway.store import LOCK_LOTS, Conn, apply_lot_deltas, lot_deltas
 
-SWEEP_LIMIT = 5000  # devices turned offline per transaction; the next sweep takes the rest
+SWEEP_LIMIT = 5000  # due deadlines per transaction; a sweep goes on until fewer are due …
+SWEEP_ROUNDS = 20  # … or this many rounds (100,000 devices) have passed: the next sweep goes on
 SAMPLER_LOCK_KEY = 727_274_101  # advisory lock: one gateway at a time writes periodic samples
 
-SILENT_LOTS = """
-SELECT DISTINCT lot_id FROM (
-    SELECT lot_id FROM devices
-    WHERE kind = 'bay_sensor' AND status <> 'offline' AND silent_after < $1
-    LIMIT $2
-) s
+# The due end of device_deadlines (never a scan of devices; sql/0030). A due row whose device is
+# still alive moves to its current silent_after; the others (silent, offline, no longer a sensor)
+# are left for the second step, which needs their lots locked. No lot lock is taken here, so this
+# cannot deadlock with a writer that holds lots and arms a deadline.
+DUE_DEADLINES = """
+WITH due AS (
+    SELECT dl.device_id FROM device_deadlines dl
+    WHERE dl.check_at <= $1 ORDER BY dl.check_at LIMIT $2 FOR UPDATE SKIP LOCKED
+), moved AS (
+    UPDATE device_deadlines dl SET check_at = d.silent_after
+    FROM due JOIN devices d USING (device_id)
+    WHERE dl.device_id = due.device_id AND d.kind = 'bay_sensor' AND d.status <> 'offline'
+      AND d.silent_after >= $1
+    RETURNING dl.device_id
+)
+SELECT (SELECT count(*) FROM due) AS due,
+       (SELECT count(*) FROM moved) AS moved,
+       coalesce((SELECT array_agg(DISTINCT d.lot_id) FROM due JOIN devices d USING (device_id)
+                 WHERE due.device_id NOT IN (SELECT device_id FROM moved)), '{}') AS lots
+"""
+
+# Under the lots' locks: due rows of devices that are silent (turned offline by MARK_SILENT in
+# the same transaction), offline or no longer sensors are done with. A device comes back through
+# the writer, which arms a new row (store.ARM_DEADLINES).
+DROP_DEADLINES = """
+DELETE FROM device_deadlines dl USING devices d
+WHERE dl.device_id = d.device_id AND dl.check_at <= $1 AND d.lot_id = ANY($2::text[])
+  AND (d.kind <> 'bay_sensor' OR d.status = 'offline' OR d.silent_after IS NULL OR d.silent_after < $1)
 """
 
 # Mirrors parking_core.liveness.check_silence and occupancy.mark_comms_lost, set-based.
 MARK_SILENT = """
 WITH gone AS (
     UPDATE devices d SET status = 'offline', updated_at = $1
-    WHERE d.kind = 'bay_sensor' AND d.status <> 'offline' AND d.silent_after < $1
+    FROM device_deadlines dl
+    WHERE dl.device_id = d.device_id AND dl.check_at <= $1
+      AND d.kind = 'bay_sensor' AND d.status <> 'offline' AND d.silent_after < $1
       AND d.lot_id = ANY($2::text[])
     RETURNING d.device_id, d.spot_id, d.last_seen_at
 ), ev AS (
@@ -81,19 +106,24 @@ RETURNING l.lot_id
 
 
 async def sweep_silent(conn: Conn, now: datetime) -> SweepResult:
-    """Turn sensors silent past their window offline and their spots unknown, in one transaction."""
+    """Turn sensors silent past their window offline and their spots unknown; see DUE_DEADLINES."""
     result = SweepResult()
-    async with conn.transaction():
-        lots = [r["lot_id"] for r in await conn.fetch(SILENT_LOTS, now, SWEEP_LIMIT)]
-        if not lots:
-            return result
-        await conn.fetch(LOCK_LOTS, sorted(lots))
-        row = await conn.fetchrow(MARK_SILENT, now, lots)
-        assert row is not None
-        changes = [(c[0], c[1], c[2]) for c in row["changes"]]
-        result.devices_offline = int(row["gone"])
-        result.spots_unknown = len(changes)
-        result.lots = await apply_lot_deltas(conn, lot_deltas(changes), now)
+    for _ in range(SWEEP_ROUNDS):
+        async with conn.transaction():
+            due = await conn.fetchrow(DUE_DEADLINES, now, SWEEP_LIMIT)
+        assert due is not None
+        if due["lots"]:
+            async with conn.transaction():
+                await conn.fetch(LOCK_LOTS, sorted(due["lots"]))
+                row = await conn.fetchrow(MARK_SILENT, now, due["lots"])
+                assert row is not None
+                await conn.execute(DROP_DEADLINES, now, due["lots"])
+                changes = [(c[0], c[1], c[2]) for c in row["changes"]]
+                result.devices_offline += int(row["gone"])
+                result.spots_unknown += len(changes)
+                result.lots += await apply_lot_deltas(conn, lot_deltas(changes), now)
+        if due["due"] < SWEEP_LIMIT:
+            break
     return result
 
 
