@@ -18,7 +18,8 @@ from simulators.provision import provision_city
 pytestmark = [pytest.mark.db]
 P = "parking/v1"
 T0 = datetime.now(UTC).replace(microsecond=0)
-WINDOW = timedelta(seconds=30)
+WINDOW_S = 30
+WINDOW = timedelta(seconds=WINDOW_S)
 EPS = timedelta(milliseconds=1)
 CITY = generate_city(1, 1, 6, prefix="dl")
 SPOTS = CITY.lots[0].spots
