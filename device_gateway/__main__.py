@@ -9,8 +9,10 @@ import sys
 
 import structlog
 
-from device_gateway.config import GatewaySettings
+from device_gateway.config import BrokerCheck, GatewaySettings
 from parking_core.adapters.logs import configure_logging
+
+EXIT_UNFIT_BROKER = 3  # the broker drops a backlog (stock Mosquitto): fix its configuration
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -73,8 +75,38 @@ def main(argv: list[str] | None = None) -> int:
             "gateway.misconfigured", detail="set PARKING_DATABASE_URL and PARKING_MQTT_URL"
         )
         return 2
+    if not broker_fit(settings):
+        return EXIT_UNFIT_BROKER
     asyncio.run(_serve(settings))
     return 0
+
+
+def broker_fit(settings: GatewaySettings) -> bool:
+    """Check the broker (unless told not to); False when it drops a backlog and we must refuse."""
+    from parking_core.adapters.broker_check import BrokerCheckError, check_broker
+
+    if settings.gateway_broker_check is BrokerCheck.OFF:
+        return True
+    log = structlog.get_logger("device_gateway")
+    assert settings.mqtt_url is not None
+    try:
+        report = check_broker(
+            settings.mqtt_url,
+            settings.topic_prefix,
+            settings.gateway_batch_rows,
+            settings.gateway_client_id,
+        )
+    except (BrokerCheckError, OSError) as exc:  # not up yet: the gateway waits for it anyway
+        log.warning("broker.check_skipped", error=str(exc))
+        return True
+    for warning in report.warnings:
+        log.warning("broker.check", problem=warning)
+    for problem in report.problems:
+        log.error("broker.check", problem=problem, fix="deploy/mosquitto/mosquitto.conf")
+    refuse = bool(report.problems) and settings.gateway_broker_check is BrokerCheck.REFUSE
+    if refuse:
+        log.error("gateway.refused", detail="PARKING_GATEWAY_BROKER_CHECK=warn starts anyway")
+    return not refuse
 
 
 if __name__ == "__main__":

@@ -24,6 +24,9 @@ PROBE_EXPIRY_S = 60  # the probe's session and messages vanish on their own if w
 SMALLEST_USEFUL_PACKET = 4096  # contract payloads are hundreds of bytes; less than this cuts some
 # The gateway publishes availability for every lot a batch changed (up to hundreds at once).
 USEFUL_RECEIVE_MAXIMUM = 100
+# The burst: two batches (one commits while the next fills), and never less than twice Mosquitto's
+# default queue (1000), which is what a forgotten configuration leaves.
+MIN_BURST = 2001
 
 
 class BrokerCheckError(RuntimeError):
@@ -44,7 +47,7 @@ class BrokerReport:
 
 
 def check_broker(url: str, topic_root: str, batch_rows: int, client_id: str = "") -> BrokerReport:
-    """Queue ``batch_rows + 1`` QoS 1 messages for an offline session of ours, resume it, and judge.
+    """Queue a burst of QoS 1 messages for an offline session of ours, resume it, and judge.
 
     The burst goes to a private topic under *topic_root*; the probe session expires by itself.
     The fix for every problem is in the message (deploy/mosquitto/mosquitto.conf has them all).
@@ -53,7 +56,7 @@ def check_broker(url: str, topic_root: str, batch_rows: int, client_id: str = ""
     nonce = secrets.token_hex(4)
     probe_id = f"{client_id or 'parking'}-check-{nonce}"[-64:]
     topic = f"{topic_root}/broker-check/{nonce}"
-    report = BrokerReport(burst=batch_rows + 1)
+    report = BrokerReport(burst=max(2 * batch_rows, MIN_BURST))
     probe = _Probe(endpoint, probe_id)
     try:
         probe.connect(clean_start=True)
