@@ -119,7 +119,8 @@ async def run(args: argparse.Namespace, harness: ServiceHarness) -> None:
     for start in range(0, len(messages), args.batch_rows):
         t0 = time.perf_counter()
         received = datetime.now(UTC)
-        decoded = [decode(t, p, PREFIX, received, Limits()) for t, p in messages[start : start + args.batch_rows]]
+        batch = messages[start : start + args.batch_rows]
+        decoded = [decode(t, p, PREFIX, received, Limits()) for t, p in batch]
         readings = [d for d in decoded if isinstance(d, SensorReading)]
         spent["decode (pydantic)"] += time.perf_counter() - t0
         t1 = time.perf_counter()
@@ -131,7 +132,9 @@ async def run(args: argparse.Namespace, harness: ServiceHarness) -> None:
     report(args, spent, total, profile)
 
 
-def report(args: argparse.Namespace, spent: dict[str, float], total: float, profile: cProfile.Profile) -> None:
+def report(
+    args: argparse.Namespace, spent: dict[str, float], total: float, profile: cProfile.Profile
+) -> None:
     """Print the shares and the cProfile top."""
     sql = sum(v for k, v in spent.items() if k.startswith("sql "))
     spent["python inside write_batch"] = spent["write_batch total"] - sql

@@ -13,6 +13,7 @@ from device_gateway.config import BrokerCheck, GatewaySettings
 from parking_core.adapters.logs import configure_logging
 
 EXIT_UNFIT_BROKER = 3  # the broker drops a backlog (stock Mosquitto): fix its configuration
+EXIT_CLIENT_ID_IN_USE = 4  # another process has our slot's session: restarting would only flap
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -55,14 +56,18 @@ def build_settings(args: argparse.Namespace) -> GatewaySettings:
     return GatewaySettings(**{k: v for k, v in overrides.items() if v is not None})
 
 
-async def _serve(settings: GatewaySettings) -> None:
-    from device_gateway.service import run_gateway
+async def _serve(settings: GatewaySettings) -> int:
+    from device_gateway.service import ClientIdInUseError, run_gateway
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await run_gateway(settings, stop)
+    try:
+        await run_gateway(settings, stop)
+    except ClientIdInUseError:
+        return EXIT_CLIENT_ID_IN_USE
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not broker_fit(settings):
         return EXIT_UNFIT_BROKER
-    asyncio.run(_serve(settings))
-    return 0
+    return asyncio.run(_serve(settings))
 
 
 def broker_fit(settings: GatewaySettings) -> bool:

@@ -6,7 +6,7 @@ import asyncio
 import socket
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -27,6 +27,9 @@ log = structlog.get_logger("device_gateway.mqtt")
 KEEPALIVE_S = 30  # the broker drops us after 1.5 × this without traffic; short enough to notice
 OUTGOING_INFLIGHT = 1000  # availability publishes in flight at once (many lots change per batch)
 PUBACK = 0x40
+SESSION_TAKEN_OVER = 142  # MQTT 5 DISCONNECT reason: a client connected with the same client id
+# Taken over sooner than this after our connect: the other process was there first and came back.
+NEWCOMER_WINDOW_S = 10.0
 # An MQTT 3.1.1/5 PUBACK without reason code: type, remaining length 2, packet id.
 PUBACK_PACKET = struct.Struct("!BBH")
 
@@ -46,9 +49,16 @@ class GatewayMqtt:
     receiver of its leaf.
     """
 
-    def __init__(self, settings: GatewaySettings, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        loop: asyncio.AbstractEventLoop,
+        on_fatal: Callable[[str], None] | None = None,
+    ) -> None:
         self._settings = settings
         self._loop = loop
+        self._on_fatal = on_fatal
+        self._connected_at = 0.0
         self._routes: dict[str, Receiver] = {}
         self.generation = 0  # connections so far: a mid is only meaningful on its own connection
         self.connected = asyncio.Event()
@@ -94,6 +104,7 @@ class GatewayMqtt:
             log.warning("mqtt.refused", reason=str(reason))
             return
         set_nodelay(client)
+        self._connected_at = time.monotonic()
         self.generation += 1  # mids of earlier connections must not be acked on this one
         leaves = tuple(Leaf(leaf) for leaf in sorted(self._routes))
         topics = subscriptions(self._settings.topic_prefix, self._settings.gateway_share_group, leaves)
@@ -115,11 +126,35 @@ class GatewayMqtt:
         self._loop.call_soon_threadsafe(self.subscribed.set)
 
     def _on_disconnect(
-        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
+        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
     ) -> None:
         log.warning("mqtt.disconnected", reason=str(reason))
         self._loop.call_soon_threadsafe(self.connected.clear)
         self._loop.call_soon_threadsafe(self.subscribed.clear)
+        if reason.value == SESSION_TAKEN_OVER:
+            self._taken_over(client)
+
+    def _taken_over(self, client: mqtt.Client) -> None:
+        """Another client connected with our id: stop if we are the newcomer, else take it back once.
+
+        The broker drops the older connection. The older process reconnects after paho's first
+        back-off (1 s) and drops the newcomer in turn, so a takeover soon after our own connect
+        means someone else was there first: we stop instead of flapping with them.
+        """
+        client_id = self._settings.gateway_client_id
+        if time.monotonic() - self._connected_at > NEWCOMER_WINDOW_S:
+            log.warning(
+                "mqtt.session_taken_over", client_id=client_id, detail="reconnecting; the newcomer stops"
+            )
+            return
+        message = (
+            f"MQTT client id {client_id!r} is in use by another process (two gateways with one --slot or "
+            "--client-id?); stopping instead of taking its session back and forth"
+        )
+        log.error("mqtt.client_id_in_use", client_id=client_id, detail=message)
+        client.disconnect()  # no reconnect
+        if self._on_fatal is not None:
+            self._loop.call_soon_threadsafe(self._on_fatal, message)
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         topic = msg.topic

@@ -38,6 +38,28 @@ UNAVAILABLE = (*TRANSIENT, asyncpg.PostgresError)
 POOL_SIZE = (2, 3)  # the writer, the liveness sweep, the sampler
 
 
+# Advisory-lock class of gateway client ids (two-key form: its own key space, apart from the
+# single-key locks of sweeps.py). Key 2 is hashtext(client id).
+CLIENT_ID_LOCK_CLASS = 7272
+HOLD_CLIENT_ID = "SELECT pg_try_advisory_lock($1, hashtext($2))"
+
+
+async def hold_client_id(settings: GatewaySettings) -> asyncpg.Connection | None:
+    """Take the database lock of our MQTT client id on a connection of its own; None if taken.
+
+    Two processes with one client id would take the broker session from each other in a loop
+    (Mosquitto 2.0 just drops the older connection, with no reason a client could act on). Every
+    gateway shares the database, so a session-level advisory lock tells the second one at start.
+    The lock lives as long as the returned connection (outside the pool: a pool's reset on release
+    would drop it).
+    """
+    conn = await asyncpg.connect(settings.database_url)
+    if await conn.fetchval(HOLD_CLIENT_ID, CLIENT_ID_LOCK_CLASS, settings.gateway_client_id):
+        return conn
+    await conn.close()
+    return None
+
+
 @contextlib.contextmanager
 def translated() -> Iterator[None]:
     """Turn asyncpg's errors into the store errors of ``device_gateway.ports``."""

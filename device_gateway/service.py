@@ -19,7 +19,7 @@ from device_gateway.gate_path import GATE_PATH_LEAVES, GatePath, GateQueue
 from device_gateway.inbox import Inbox
 from device_gateway.metrics import Metrics, serving_metrics
 from device_gateway.mqtt import GatewayMqtt
-from device_gateway.pg_store import PgSensorStore, open_pool
+from device_gateway.pg_store import PgSensorStore, hold_client_id, open_pool
 from device_gateway.ports import BrokerLink, MessagePath, SensorStore
 from device_gateway.writer import Backoff, SensorWriter
 
@@ -107,7 +107,16 @@ class Gateway:
         self.metrics.availability_published += self.availability.flush_due(time.monotonic())
 
 
-def compose(settings: GatewaySettings, pool: asyncpg.Pool, stop: asyncio.Event) -> Gateway:
+class ClientIdInUseError(RuntimeError):
+    """Another process holds this gateway's MQTT client id (its persistent session)."""
+
+
+def compose(
+    settings: GatewaySettings,
+    pool: asyncpg.Pool,
+    stop: asyncio.Event,
+    on_fatal: Callable[[str], None] | None = None,
+) -> Gateway:
     """Build one gateway process around *pool*: the only place its parts are chosen and wired.
 
     Each path registers the topic leaves it takes on the MQTT link and runs as one task. A path
@@ -117,7 +126,7 @@ def compose(settings: GatewaySettings, pool: asyncpg.Pool, stop: asyncio.Event) 
     """
     loop = asyncio.get_running_loop()
     metrics = Metrics()
-    link = GatewayMqtt(settings, loop)
+    link = GatewayMqtt(settings, loop, on_fatal)
     store = PgSensorStore(pool)
     availability = AvailabilityPublisher(
         settings.topic_prefix, settings.gateway_availability_interval_s, link.publish
@@ -133,15 +142,36 @@ def compose(settings: GatewaySettings, pool: asyncpg.Pool, stop: asyncio.Event) 
 
 
 async def run_gateway(settings: GatewaySettings, stop: asyncio.Event) -> None:
-    """Connect to the database (with back-off), compose the gateway and run it until *stop* is set."""
+    """Connect to the database (with back-off), compose the gateway and run it until *stop* is set.
+
+    Raises :class:`ClientIdInUseError` after a graceful stop when another process holds our client id.
+    """
     pool = await open_pool(settings, stop)
     if pool is None:
         return
+    holder = await hold_client_id(settings)
+    if holder is None:
+        await pool.close()
+        message = (
+            f"MQTT client id {settings.gateway_client_id!r} is held by another gateway process "
+            "(two processes with one --slot or --client-id?); give each process its own slot"
+        )
+        log.error("mqtt.client_id_in_use", client_id=settings.gateway_client_id, detail=message)
+        raise ClientIdInUseError(message)
+    fatal: list[str] = []
+
+    def give_up(reason: str) -> None:
+        fatal.append(reason)
+        stop.set()
+
     try:
-        gateway = compose(settings, pool, stop)
+        gateway = compose(settings, pool, stop, give_up)
         async with serving_metrics(
             gateway.metrics, settings.gateway_metrics_host, settings.gateway_metrics_port
         ):
             await gateway.run()
     finally:
         await pool.close()
+        await holder.close()
+    if fatal:
+        raise ClientIdInUseError(fatal[0])
