@@ -23,6 +23,7 @@ import asyncpg
 
 from bench.backlog import Stream, publish_until_stopped
 from bench.city_seed import SEED, log, seed_city
+from bench.summary import Figure, load_average, record
 from bench.vacancies_load import (
     Phase,
     Server,
@@ -245,9 +246,34 @@ def report(args: argparse.Namespace, res: Results) -> None:
     print(phase_line(total_a))
     print(phase_line(total_b))
     ratio = total_a.rps / total_b.rps
+    load = load_average()
     print(
         f"(a)/(b) = {ratio:.2f} (target >= 0.80: {'met' if ratio >= 0.8 else 'NOT met'}); "
-        f"(a) p99 {total_a.p99_ms:.1f} ms (target <= 25 ms: {'met' if total_a.p99_ms <= 25 else 'NOT met'})"
+        f"(a) p99 {total_a.p99_ms:.1f} ms (target <= 25 ms: {'met' if total_a.p99_ms <= 25 else 'NOT met'}); "
+        f"(b) p99 {total_b.p99_ms:.1f} ms; load average (1 / 5 / 15 min) {load}"
+    )
+    size = f"{cond['lots']:,} lots, ingest {'on' if res.ingest else 'off'}"
+    record(
+        Figure(
+            f"/v1/vacancies throughput, {size}",
+            total_a.rps,
+            "req/s",
+            ">= 0.8 x bare",
+            ratio >= 0.8,
+            "bare aiohttp + asyncpg",
+            total_b.rps,
+            load,
+        ),
+        Figure(
+            f"/v1/vacancies p99, {size}",
+            total_a.p99_ms,
+            "ms",
+            "<= 25 ms",
+            total_a.p99_ms <= 25,
+            "bare p99",
+            total_b.p99_ms,
+            load,
+        ),
     )
 
 
