@@ -39,9 +39,9 @@ WITH pick AS (
            check_at + CASE WHEN silent THEN interval '0' ELSE make_interval(secs => stale_after_s) END
                AS deadline,
            make_interval(secs => stale_after_s) AS win
-    FROM (SELECT *, CASE WHEN silent THEN $1::timestamptz + make_interval(secs => $3::float8 + random() * $4::float8)
-                         ELSE $1::timestamptz + make_interval(secs => $3::float8 + random() * (stale_after_s - $3::float8))
-                    END AS check_at FROM pick) c
+    FROM (SELECT *, $1::timestamptz + make_interval(secs => $3::float8 + random() * CASE
+                        WHEN silent THEN $4::float8 ELSE stale_after_s - $3::float8 END) AS check_at
+          FROM pick) c
 ), dev AS (
     UPDATE devices d SET status = 'online', silent_after = p.deadline, last_seen_at = p.deadline - p.win
     FROM plan p WHERE d.device_id = p.device_id

@@ -40,6 +40,7 @@ from simulators.provision import provision_city
 DEFAULT_CITY = Path(str(files("simulators") / "cities" / "zhengzhou.json"))
 DEMO_HEARTBEAT_S = 60  # sensors heartbeat every minute in the demo, so silence shows within ~3 min
 LIVE_TIMEOUT_S = 120.0
+DEFAULT_GATEWAYS = 2  # two processes drained a backlog ~1.4x faster than one here (benchmarks.md)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -53,6 +54,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--city", type=Path, default=DEFAULT_CITY, help="city layout JSON")
     parser.add_argument("--http-port", type=int, help="API port (default PARKING_HTTP_PORT, 8080)")
+    parser.add_argument(
+        "--gateways",
+        type=int,
+        default=DEFAULT_GATEWAYS,
+        help=f"gateway processes on the shared subscription, slots 1..N (default {DEFAULT_GATEWAYS}: "
+        "faster than one on two cores, docs/benchmarks.md)",
+    )
     parser.add_argument(
         "--rate-scale",
         type=float,
@@ -148,14 +156,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs = data_dir / "logs"
         with ExitStack() as running_now:  # leaving it stops them in reverse: simulator, gateway, API
 
-            def start(name: str, argv: list[str], ready: Ready | None) -> Process:
+            def start(name: str, argv: list[str], ready: Ready | None, **extra: str) -> Process:
                 return running_now.enter_context(
-                    running(name, argv, env=env, log_path=logs / f"{name}.log", ready=ready)
+                    running(name, argv, env=env | extra, log_path=logs / f"{name}.log", ready=ready)
                 )
 
             procs = [start("api", python_module("guidance_api"), http_ok(f"{base}/v1/openapi.json"))]
             asyncio.run(_seed(base, token, city_doc, city))
-            procs.append(start("gateway", python_module("device_gateway"), log_line("mqtt.subscribed")))
+            for slot in range(1, max(1, args.gateways) + 1):  # one session each: slots 1..N
+                gateway = python_module("device_gateway")
+                ready = log_line("mqtt.subscribed")
+                procs.append(start(f"gateway-{slot}", gateway, ready, PARKING_GATEWAY_SLOT=str(slot)))
             procs.append(start("simulator", _simulator(args), None))
             print(_banner(city, base, token, database_url, harness, data_dir), flush=True)
             if args.until_live:
@@ -216,7 +227,7 @@ def _banner(  # noqa: PLR0913, PLR0917 -- what the banner shows
     admin token    {token}
     database       {database_url}
     broker         {harness.mqtt_url}
-    logs           {data_dir / "logs"}/api.log, gateway.log, simulator.log
+    logs           {data_dir / "logs"}/api.log, gateway-1.log …, simulator.log
   Ctrl-C stops everything; data stays in {data_dir} (make clean removes it).
 """
 
