@@ -21,10 +21,6 @@ CREATE TEMP TABLE IF NOT EXISTS gw_stage (
     received_at timestamptz NOT NULL, message text NOT NULL, occupied boolean NOT NULL,
     battery_mv integer, rssi_dbm integer
 ) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS gw_fresh (
-    ts timestamptz NOT NULL, device_id text NOT NULL, seq bigint NOT NULL, spot_id text NOT NULL,
-    occupied boolean NOT NULL
-) ON COMMIT DELETE ROWS;
 """
 STAGE_COLUMNS = (
     "ts",
@@ -46,16 +42,6 @@ WHERE d.device_id = ANY($1::text[])
 """
 # Every writer locks the lots it touches first, in one order: no deadlocks between gateways.
 LOCK_LOTS = "SELECT lot_id FROM lots WHERE lot_id = ANY($1::text[]) ORDER BY lot_id FOR UPDATE"
-
-INSERT_HISTORY = f"""
-WITH ins AS (
-    INSERT INTO sensor_readings ({", ".join(STAGE_COLUMNS)})
-    SELECT {", ".join(STAGE_COLUMNS)} FROM gw_stage
-    ON CONFLICT ON CONSTRAINT one_reading_per_device_seq_ts DO NOTHING
-    RETURNING ts, device_id, seq, spot_id, occupied
-)
-INSERT INTO gw_fresh SELECT ts, device_id, seq, spot_id, occupied FROM ins
-"""
 
 # A sensor that was offline and speaks again (runs under the lot locks: the sweep cannot interleave).
 RESTORE_DEVICES = """
@@ -107,14 +93,21 @@ WHERE device_id = ANY($1::text[]) AND kind = 'bay_sensor' AND silent_after IS NO
 ON CONFLICT (device_id) DO UPDATE SET check_at = least(device_deadlines.check_at, excluded.check_at)
 """
 
-# Readings newer than the spot's (last_reading_ts, last_reading_seq), in order: each change of
-# status among them is a history row; the newest decides the current state.
-APPLY_FRESH = """
-WITH fresh AS (
+# One statement per batch for history and current state: the staged readings go into history
+# (duplicates are no-ops), and those newer than their spot's (last_reading_ts, last_reading_seq)
+# are replayed in order: each change of status among them is a history row, the newest decides the
+# current state. (One round trip, and no temp table between the two halves.)
+STORE_READINGS = f"""
+WITH ins AS (
+    INSERT INTO sensor_readings ({", ".join(STAGE_COLUMNS)})
+    SELECT {", ".join(STAGE_COLUMNS)} FROM gw_stage
+    ON CONFLICT ON CONSTRAINT one_reading_per_device_seq_ts DO NOTHING
+    RETURNING ts, device_id, seq, spot_id, occupied
+), fresh AS (
     SELECT f.spot_id, s.lot_id, f.ts, f.seq, f.device_id, f.occupied, s.status AS cur,
            CASE WHEN s.status IN ('reserved', 'closed') THEN s.status
                 WHEN f.occupied THEN 'occupied' ELSE 'free' END AS st
-    FROM gw_fresh f JOIN spots s ON s.spot_id = f.spot_id
+    FROM ins f JOIN spots s ON s.spot_id = f.spot_id
     WHERE s.last_reading_ts IS NULL
        OR (f.ts, f.seq) > (s.last_reading_ts, coalesce(s.last_reading_seq, -1))
 ), ordered AS (
@@ -134,7 +127,8 @@ WITH fresh AS (
                        last_reading_seq = m.seq, since = coalesce(m.changed_at, s.since)
     FROM marked m WHERE m.spot_id = s.spot_id AND m.newest = 1
 )
-SELECT lot_id, status, previous_status, spot_id, ts FROM changes
+SELECT a.accepted, c.lot_id, c.status, c.previous_status, c.spot_id, c.ts
+FROM (SELECT count(*) AS accepted FROM ins) a LEFT JOIN changes c ON true
 """
 
 # On-street sessions from a batch's reading changes (docs/gates.md): per spot in time order, the first
@@ -354,8 +348,8 @@ async def write_batch(
         if good:
             await conn.fetch(LOCK_LOTS, sorted({registry[r.device_id]["lot_id"] for r in good}))
             await conn.copy_records_to_table("gw_stage", records=stage, columns=STAGE_COLUMNS)
-            status = await conn.execute(INSERT_HISTORY)
-            result.accepted = int(status.rsplit(" ", 1)[-1])
+            stored = await conn.fetch(STORE_READINGS)  # one row per change, at least one row
+            result.accepted = int(stored[0]["accepted"])
             result.duplicates = len(good) - result.accepted
             device_rows = _device_rows(good)
             back = await conn.fetch(RESTORE_DEVICES, device_rows[0], now)
@@ -365,8 +359,8 @@ async def write_batch(
             waking.update(d for d in device_rows[0] if registry[d]["status"] != "online")
             if waking:
                 await conn.execute(ARM_DEADLINES, sorted(waking))
-            fresh = await conn.fetch(APPLY_FRESH)
-            changes = [tuple(r)[:3] for r in fresh]
+            fresh = [r for r in stored if r["lot_id"] is not None]
+            changes: list[tuple[str, ...]] = [(r["lot_id"], r["status"], r["previous_status"]) for r in fresh]
             await apply_bay_sessions(conn, fresh)
             if restored:
                 changes += [tuple(r) for r in await conn.fetch(RESTORE_SPOTS, restored, now)]
