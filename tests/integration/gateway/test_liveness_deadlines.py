@@ -8,20 +8,26 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
+from device_gateway.config import GatewaySettings
 from device_gateway.decode import Limits, SensorReading, decode
 from device_gateway.messages import encode_state
 from device_gateway.store import prepare_connection, write_batch
 from device_gateway.sweeps import sweep_silent
+from parking_core.adapters.settings import Settings
+from parking_core.topics import sensor_topic
 from simulators.city import generate_city
 from simulators.provision import provision_city
+from simulators.publisher import mqtt_client
+from tests.integration.gateway.helpers import eventually, gateway_settings, running_gateway
 
-pytestmark = [pytest.mark.db]
+pytestmark = [pytest.mark.db, pytest.mark.mqtt]
 P = "parking/v1"
 T0 = datetime.now(UTC).replace(microsecond=0)
 WINDOW_S = 30
 WINDOW = timedelta(seconds=WINDOW_S)
 EPS = timedelta(milliseconds=1)
 CITY = generate_city(1, 1, 6, prefix="dl")
+DEFAULT_SWEEP_S = GatewaySettings.model_fields["gateway_liveness_interval_s"].default
 SPOTS = CITY.lots[0].spots
 
 
@@ -110,3 +116,42 @@ async def test_rows_of_devices_that_are_no_longer_sensors_are_dropped(conn: asyn
     await sweep_silent(conn, T0 + WINDOW + EPS)
     assert await conn.fetchval("SELECT count(*) FROM device_deadlines WHERE device_id = $1", device) == 0
     assert await conn.fetchval("SELECT status FROM devices WHERE device_id = $1", device) == "online"
+
+
+async def test_a_small_city_goes_silent_and_every_sensor_is_offline_within_a_second(
+    app_settings: Settings, database_url: str
+) -> None:
+    """The real gateway with its default sweep interval: comms_lost is recorded ≤ 1 s after each deadline."""
+    city = generate_city(1, 2, 8, prefix="dlc")
+    await provision_city(database_url, city, heartbeat_interval_s=1, stale_after_s=2)
+    settings = gateway_settings(app_settings, gateway_liveness_interval_s=DEFAULT_SWEEP_S)
+    devices = [s.device_id for s in city.spots]
+    db = await asyncpg.connect(database_url)
+    try:
+        async with running_gateway(settings), mqtt_client(app_settings.mqtt_endpoint()) as pub:
+            now = datetime.now(UTC)
+            for device in devices:
+                await pub.publish(
+                    sensor_topic(settings.topic_prefix, device, "state"), encode_state(1, now, True), qos=1
+                )
+
+            async def all_offline() -> bool:
+                offline = await db.fetchval(
+                    "SELECT count(*) FROM devices WHERE device_id = ANY($1::text[]) AND status = 'offline'",
+                    devices,
+                )
+                return bool(offline == len(devices))
+
+            await eventually(all_offline)
+        late = [
+            r["late"]
+            for r in await db.fetch(
+                "SELECT e.ts - d.silent_after AS late FROM devices d JOIN device_presence_changes e"
+                " USING (device_id) WHERE e.event = 'comms_lost' AND d.device_id = ANY($1::text[])",
+                devices,
+            )
+        ]
+    finally:
+        await db.close()
+    assert len(late) == len(devices)
+    assert all(timedelta(0) < x <= timedelta(seconds=1) for x in late), sorted(late)
