@@ -42,6 +42,7 @@ POOL_SIZE = (2, 3)  # the writer, the liveness sweep, the sampler
 # single-key locks of sweeps.py). Key 2 is hashtext(client id).
 CLIENT_ID_LOCK_CLASS = 7272
 HOLD_CLIENT_ID = "SELECT pg_try_advisory_lock($1, hashtext($2))"
+CLIENT_ID_TRIES = 5  # one a second: outlasts the cleanup of a killed predecessor's connection
 
 
 async def hold_client_id(settings: GatewaySettings) -> asyncpg.Connection | None:
@@ -54,8 +55,12 @@ async def hold_client_id(settings: GatewaySettings) -> asyncpg.Connection | None
     would drop it).
     """
     conn = await asyncpg.connect(settings.database_url)
-    if await conn.fetchval(HOLD_CLIENT_ID, CLIENT_ID_LOCK_CLASS, settings.gateway_client_id):
-        return conn
+    for attempt in range(CLIENT_ID_TRIES):
+        if await conn.fetchval(HOLD_CLIENT_ID, CLIENT_ID_LOCK_CLASS, settings.gateway_client_id):
+            return conn
+        if attempt + 1 < CLIENT_ID_TRIES:
+            # A process killed a moment ago holds it until its server process notices the hang-up.
+            await asyncio.sleep(1.0)
     await conn.close()
     return None
 
