@@ -54,7 +54,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--spots", type=int, default=10_000, help="spots (and sensors) provisioned")
     p.add_argument("--backlog", type=int, default=100_000, help="queued QoS 1 messages per drain")
-    p.add_argument("--processes", type=int, default=1, help="gateway processes (shared subscription)")
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=2,
+        help="gateway processes on the shared subscription (make run starts 2)",
+    )
     p.add_argument("--stream-rate", type=float, default=3000.0, help="steady stream, msg/s")
     p.add_argument("--stream-seconds", type=float, default=10.0)
     p.add_argument("--batch-rows", type=int, default=2000)
