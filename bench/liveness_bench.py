@@ -18,9 +18,9 @@ from pathlib import Path
 import asyncpg
 
 from bench.backlog import publish
+from bench.city_seed import seed_city
 from bench.gateway_bench import gateways, pct
 from bench.summary import Figure, load_average, record
-from bench.vacancies_bench import seed_city
 from device_gateway.sweeps import DUE_DEADLINES, SWEEP_LIMIT
 from parking_core.adapters.settings import MqttEndpoint
 from parking_core.devtools.harness import ServiceHarness
@@ -171,7 +171,7 @@ def run(args: argparse.Namespace, harness: ServiceHarness, log_dir: Path) -> Non
     speaking = [d for d in speaking if d not in quiet]
     count = int(args.stream_rate * (LEAD_S + args.seconds))
     endpoint = MqttEndpoint.from_url(harness.mqtt_url)
-    with gateways(harness, url, prefix, args, log_dir, 0):
+    with gateways(harness, url, prefix, args, log_dir):
         stream = threading.Thread(
             target=publish, args=(endpoint, prefix, speaking, count), kwargs={"rate": args.stream_rate}
         )

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
-import signal
-import subprocess
-import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,9 +17,18 @@ import aiohttp
 import asyncpg
 import pytest
 
+from device_gateway.config import GatewaySettings
 from parking_core.adapters.migrations import SchemaMode
 from parking_core.devtools.embedded import free_port
 from parking_core.devtools.harness import ServiceHarness
+from parking_core.devtools.processes import (
+    Process,
+    environment,
+    http_ok,
+    log_line,
+    python_module,
+    running_async,
+)
 from simulators.city import generate_city
 from simulators.provision import provision_city
 from simulators.publisher import mqtt_client, run_simulation
@@ -34,7 +39,6 @@ pytestmark = [pytest.mark.db, pytest.mark.mqtt]
 CITY = generate_city(2, 2, 12, prefix="so")
 START = datetime.now(UTC) - timedelta(hours=5)
 SILENT_WINDOW_S = 2
-START_S = 60.0  # interpreters starting on a shared, loaded machine
 # Fields that say when something happened on this run's clock, not what the state is.
 WALL_CLOCK = {"updated_at", "data_age_s", "since"}
 
@@ -54,86 +58,63 @@ class Deployment:
     url: str
     prefix: str
     logs: Path
-    gateways: list[subprocess.Popen[bytes]]
-    apis: list[tuple[subprocess.Popen[bytes], int]]
+    gateways: list[Process]
+    apis: list[tuple[Process, int]]
 
 
-def _env(harness: ServiceHarness, url: str, prefix: str, **extra: str) -> dict[str, str]:
-    assert harness.mqtt_url is not None
-    return (
-        os.environ
+def gateway_env(harness: ServiceHarness, url: str, prefix: str, slot: int, group: str) -> dict[str, str]:
+    """Gateway *slot* of the group: its session named by the slot, as in a deployment."""
+    settings = GatewaySettings.model_validate(
+        harness.settings(url, topic_prefix=prefix).model_dump()
         | {
-            "PARKING_DATABASE_URL": url,
-            "PARKING_MQTT_URL": harness.mqtt_url,
-            "PARKING_TOPIC_PREFIX": prefix,
-            "PARKING_GATEWAY_SESSION_EXPIRY_S": "60",
-            "PARKING_GATEWAY_BROKER_CHECK": "off",  # tested on its own in tests/integration/deploy
-            "PARKING_GATEWAY_FLUSH_INTERVAL_MS": "20",
-            "PARKING_GATEWAY_BATCH_ROWS": "300",
-            "PARKING_GATEWAY_LIVENESS_INTERVAL_S": "0.2",
+            "gateway_slot": slot,
+            "gateway_share_group": group,
+            "gateway_session_expiry_s": 60,
+            "gateway_broker_check": "off",  # tested on its own in tests/integration/deploy
+            "gateway_flush_interval_ms": 20,
+            "gateway_batch_rows": 300,
+            "gateway_liveness_interval_s": 0.2,
         }
-        | extra
     )
+    env = environment(settings)
+    env.pop("PARKING_GATEWAY_CLIENT_ID")
+    return env
 
 
-def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-@contextmanager
-def processes(
+@asynccontextmanager
+async def processes(
     harness: ServiceHarness, url: str, prefix: str, logs: Path, *, gateways: int, apis: int
-) -> Iterator[Deployment]:
-    """Start *gateways* gateway processes (slots, one share group) and *apis* API processes."""
+) -> AsyncIterator[Deployment]:
+    """Run *gateways* gateway processes (slots, one share group) and *apis* API processes."""
     group = f"so{secrets.token_hex(3)}"
-    slots = [secrets.randbelow(9000) + 100 + i for i in range(gateways)]  # unused slots of this host
+    first_slot = 100 + secrets.randbelow(9000)  # slots no other test of this host uses
     deployment = Deployment(url, prefix, logs, [], [])
-    try:
-        for slot in slots:
-            env = _env(
-                harness, url, prefix, PARKING_GATEWAY_SLOT=str(slot), PARKING_GATEWAY_SHARE_GROUP=group
-            )
+    async with AsyncExitStack() as stack:
+        for slot in range(first_slot, first_slot + gateways):
             deployment.gateways.append(
-                _spawn([sys.executable, "-m", "device_gateway"], env, logs / f"gw{slot}.log")
+                await stack.enter_async_context(
+                    running_async(
+                        f"gateway slot {slot}",
+                        python_module("device_gateway"),
+                        env=gateway_env(harness, url, prefix, slot, group),
+                        log_path=logs / f"gw{slot}.log",
+                        ready=log_line("mqtt.subscribed"),
+                    )
+                )
             )
         for index in range(apis):
             port = free_port()
-            command = [sys.executable, "-m", "guidance_api", "--host", "127.0.0.1", "--port", str(port)]
-            deployment.apis.append(
-                (_spawn(command, _env(harness, url, prefix), logs / f"api{index}.log"), port)
+            api = await stack.enter_async_context(
+                running_async(
+                    f"api {index}",
+                    python_module("guidance_api", "--host", "127.0.0.1", "--port", str(port)),
+                    env=environment(harness.settings(url, topic_prefix=prefix)),
+                    log_path=logs / f"api{index}.log",
+                    ready=http_ok(f"http://127.0.0.1:{port}/v1/lots"),
+                )
             )
+            deployment.apis.append((api, port))
         yield deployment
-    finally:
-        for proc in [*deployment.gateways, *(p for p, _ in deployment.apis)]:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in [*deployment.gateways, *(p for p, _ in deployment.apis)]:
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-async def ready(deployment: Deployment) -> None:
-    """Wait until every gateway subscribed and every API answers."""
-
-    async def up() -> bool:
-        logs = list(deployment.logs.glob("gw*.log"))
-        if len(logs) < len(deployment.gateways) or not all("mqtt.subscribed" in p.read_text() for p in logs):
-            return False
-        async with aiohttp.ClientSession() as http:
-            for _, port in deployment.apis:
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/v1/lots") as resp:
-                        if resp.status != 200:
-                            return False
-                except aiohttp.ClientError:
-                    return False
-        return True
-
-    await eventually(up, timeout_s=START_S, state=deployment.logs)
 
 
 @asynccontextmanager
@@ -160,8 +141,7 @@ async def run_city(
             sorted(sim.silent_device_ids),
         )
     await asyncio.to_thread(logs.mkdir)
-    with processes(harness, url, prefix, logs, gateways=gateways, apis=apis) as deployment:
-        await ready(deployment)
+    async with processes(harness, url, prefix, logs, gateways=gateways, apis=apis) as deployment:
         assert harness.mqtt_url is not None
         async with mqtt_client(harness.settings(url).mqtt_endpoint()) as pub:
             sent = await run_simulation(sim, pub, virtual_s=5 * 3600, step_s=300, speed=None)
@@ -182,8 +162,8 @@ async def run_city(
             await eventually(settled, timeout_s=120, state=logs)
             state = await snapshot(db)
         answers = [await api_answers(port) for _, port in deployment.apis]
-    for proc in deployment.gateways:
-        assert proc.returncode == 0, (logs, proc.returncode)
+    for gateway in deployment.gateways:
+        assert gateway.popen.returncode == 0, gateway.tail()
     return {
         "state": state,
         "answers": answers,
