@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bench.forecast_bench import poisson
+from bench.summary import Figure, load_average, record
 from parking_core.guidance_rank import Candidate, rank
 
 SPEED_M_PER_MIN = 25_000 / 60  # 25 km/h: driving across a Chinese city centre in the evening
@@ -148,6 +149,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             f" mean lot distance {distance:.0f} m, mean first hour ¥{price:.2f}"
         )
     better = results["spreading"] < results["nearest-first"]
+    record(
+        Figure(
+            "guided drivers arriving at a full lot",
+            results["spreading"] * 100,
+            "%",
+            "< nearest-first",
+            better,
+            "nearest-first",
+            results["nearest-first"] * 100,
+            load_average(),
+        )
+    )
     if not better:
         print("spreading does NOT send fewer drivers to full lots", file=sys.stderr)
     return 0 if better else 1
