@@ -132,6 +132,21 @@ class DayTotals:
     outstanding_fen: int
 
 
+def sum_totals(totals: Iterable[DayTotals]) -> DayTotals:
+    """Return the totals of several lots together (an operator's scope, the city)."""
+    found = DayTotals(0, 0, 0, 0, 0, 0)
+    for t in totals:
+        found = DayTotals(
+            found.invoiced_fen + t.invoiced_fen,
+            found.adjusted_fen + t.adjusted_fen,
+            found.captured_fen + t.captured_fen,
+            found.refunded_fen + t.refunded_fen,
+            found.written_off_fen + t.written_off_fen,
+            found.outstanding_fen + t.outstanding_fen,
+        )
+    return found
+
+
 def day_totals(on_day: Mapping[EntryKind, int], before_day: Mapping[EntryKind, int]) -> DayTotals:
     """Return a day's totals from the sums of entries by kind on that day and before it."""
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import asdict
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
 from billing.adapters.drivers_store import put_account
 from billing.adapters.ledger_store import WriteOff, write_off
+from billing.adapters.reconcile_store import daily_totals
+from billing.reconcile import DayTotals, sum_totals
 from guidance_api import problem_types as pt
 from guidance_api.auth import require_operator
 from guidance_api.context import DB_POOL, principal, utc_now
@@ -24,6 +28,7 @@ from guidance_api.params import bad_param, int_param
 from guidance_api.problems import ProblemError
 from guidance_api.requests import ID_SCHEMA, admin_only, parse_body, path_id, query_id, unknown_lot
 from guidance_api.scope import SCOPE_FILTER, check_lot_scope, scope_args
+from parking_core.lots import DEFAULT_TIME_ZONE
 
 routes = Routes()
 MAX_PAGE = 1000
@@ -136,6 +141,57 @@ async def post_write_off(request: web.Request) -> web.Response:
     assert balance is not None  # the invoice exists (read above) and invoices are never deleted
     return web.json_response(
         {"invoice_id": invoice_id, "written_off_fen": balance.written_off_fen, "due_fen": balance.due_fen}
+    )
+
+
+def _totals_json(totals: DayTotals) -> dict[str, int]:
+    return asdict(totals)
+
+
+@routes.add(
+    RouteDoc(
+        "GET",
+        "/v1/operator/money/daily",
+        "A day's money per lot: invoiced, captured, refunded, written off, outstanding",
+        "operator",
+        "operator",
+        (
+            Param("day", required=True, schema={"type": "string", "format": "date"}),
+            Param("time_zone", description="the day's time zone (default Asia/Shanghai)"),
+        ),
+    )
+)
+async def get_money_daily(request: web.Request) -> web.Response:
+    """From the ledger: what was invoiced, adjusted, captured, refunded and written off on the local
+    day at each lot in the token's scope, and what stays outstanding at the day's end; `total` sums
+    the scope (the operator's reconciliation).
+    """
+    who = await principal(request)
+    require_operator(who)
+    try:
+        day = date.fromisoformat(request.query.get("day", ""))
+    except ValueError:
+        raise bad_param("day", "must be a date YYYY-MM-DD") from None
+    try:
+        tz = ZoneInfo(request.query.get("time_zone", DEFAULT_TIME_ZONE))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise bad_param("time_zone", "is not an IANA time zone") from None
+    pool = request.app[DB_POOL]
+    lots = frozenset(
+        r["lot_id"]
+        for r in await pool.fetch(f"SELECT l.lot_id FROM lots l WHERE {SCOPE_FILTER}", *scope_args(who))
+    )
+    per_lot = {}
+    if lots:
+        async with pool.acquire() as conn:
+            per_lot = await daily_totals(conn, day, tz, lots)
+    return web.json_response(
+        {
+            "day": day.isoformat(),
+            "time_zone": tz.key,
+            "items": [{"lot_id": lot} | _totals_json(t) for lot, t in per_lot.items()],
+            "total": _totals_json(sum_totals(per_lot.values())),
+        }
     )
 
 

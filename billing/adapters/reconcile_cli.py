@@ -15,7 +15,7 @@ import asyncpg
 
 from billing.adapters.reconcile_store import StatementDay, daily_totals, reconcile_statement
 from billing.notify import PROVIDERS
-from billing.reconcile import DayTotals, StatementError
+from billing.reconcile import StatementError, sum_totals
 from parking_core.adapters.settings import Settings
 
 TOTAL_COLUMNS = ("invoiced", "adjusted", "captured", "refunded", "written_off", "outstanding")
@@ -72,8 +72,7 @@ async def run_totals(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
     print("\t".join(("lot_id", *TOTAL_COLUMNS)))
     for lot_id, totals in per_lot.items():
         print("\t".join((lot_id, *map(str, astuple(totals)))))
-    sums = [sum(column) for column in zip(*(astuple(t) for t in per_lot.values()), strict=True)] or [0] * 6
-    print("\t".join(("TOTAL", *map(str, astuple(DayTotals(*sums))))))
+    print("\t".join(("TOTAL", *map(str, astuple(sum_totals(per_lot.values()))))))
     return 0
 
 
