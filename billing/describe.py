@@ -170,6 +170,14 @@ def describe_tariff(tariff: Tariff) -> dict[str, str]:
         else:
             zh_parts.append(f"{VEHICLE_ZH[cls]}按标准的{rule.factor_percent}%收费")
             en_parts.append(f"{VEHICLE_EN[cls]} pay {rule.factor_percent}% of these prices")
+    if tariff.reservation_fee_fen:
+        zh_parts.append(f"预约费{yuan(tariff.reservation_fee_fen)}元（截止时间前取消免费）")
+        en_parts.append(
+            f"reservations cost ¥{yuan(tariff.reservation_fee_fen)} (free to cancel before the cut-off)"
+        )
+    if tariff.no_show_fee_fen:
+        zh_parts.append(f"预约未到场另收{yuan(tariff.no_show_fee_fen)}元")
+        en_parts.append(f"a reservation not shown up for costs ¥{yuan(tariff.no_show_fee_fen)} more")
     since = tariff.valid_from.isoformat()
     until = "" if tariff.valid_to is None else f"至{tariff.valid_to.isoformat()}前"
     until_en = "" if tariff.valid_to is None else f" until {tariff.valid_to.isoformat()}"

@@ -50,6 +50,8 @@ TARIFF_FIELDS = RULE_FIELDS | {
     "holidays",
     "workdays",
     "vehicle_classes",
+    "reservation_fee_fen",
+    "no_show_fee_fen",
 }
 BAND_FIELDS = frozenset(
     {"band_id", "name", "start", "end", "day_types", "charge"}
@@ -97,6 +99,8 @@ def _tariff(r: FieldReader, value: Any) -> Tariff | None:
         elif day.weekday() < 5:
             r.fail(f"workdays[{i}]", f"{day.isoformat()} is not a Saturday or Sunday")
     rules = _rules(r, doc, "")
+    reservation_fee = r.get(doc, "", "reservation_fee_fen", r.int_, 0)
+    no_show_fee = r.get(doc, "", "no_show_fee_fen", r.int_, 0)
     vehicle_rules = r.get(doc, "", "vehicle_classes", _vehicle_rules(r), ())
     if r.problems or rules is None:
         return None
@@ -118,6 +122,8 @@ def _tariff(r: FieldReader, value: Any) -> Tariff | None:
         holidays=holidays,
         workdays=workdays,
         vehicle_rules=vehicle_rules or (),
+        reservation_fee_fen=reservation_fee or 0,
+        no_show_fee_fen=no_show_fee or 0,
     )
 
 

@@ -26,6 +26,8 @@ def tariff_to_json(tariff: Tariff) -> dict[str, Any]:
         "holidays": [d.isoformat() for d in tariff.holidays],
         "workdays": [d.isoformat() for d in tariff.workdays],
         **rules_to_json(tariff.rules),
+        "reservation_fee_fen": tariff.reservation_fee_fen,
+        "no_show_fee_fen": tariff.no_show_fee_fen,
     }
     if tariff.vehicle_rules:
         classes: dict[str, Any] = {}

@@ -142,6 +142,8 @@ class Tariff:
     holidays: tuple[date, ...] = ()  # public holidays (法定节假日)
     workdays: tuple[date, ...] = ()  # weekend dates worked as weekdays (调休上班)
     vehicle_rules: tuple[VehicleRule, ...] = ()
+    reservation_fee_fen: int = 0  # for a hold that was kept, cancelled late or not shown up for
+    no_show_fee_fen: int = 0  # on top, for a hold released because nobody arrived
 
     @property
     def zoneinfo(self) -> ZoneInfo:
@@ -150,11 +152,7 @@ class Tariff:
 
     def day_type(self, day: date) -> DayType:
         """Return the day type of a local date: holiday list, then workdays, then the week."""
-        if day in self.holidays:
-            return DayType.HOLIDAY
-        if day in self.workdays:
-            return DayType.WEEKDAY
-        return DayType.WEEKEND if day.weekday() >= 5 else DayType.WEEKDAY
+        return day_type_of(day, self.holidays, self.workdays)
 
     def in_force_on(self, day: date) -> bool:
         """Return whether this version is valid on a local date."""
@@ -169,6 +167,15 @@ class Tariff:
                 if rule.factor_percent is not None:
                     return scale_rules(self.rules, rule.factor_percent)
         return self.rules
+
+
+def day_type_of(day: date, holidays: Sequence[date] = (), workdays: Sequence[date] = ()) -> DayType:
+    """Return the day type of a local date: holidays, then make-up working days, then the week."""
+    if day in holidays:
+        return DayType.HOLIDAY
+    if day in workdays:
+        return DayType.WEEKDAY
+    return DayType.WEEKEND if day.weekday() >= 5 else DayType.WEEKDAY
 
 
 def format_minute(minute: int) -> str:

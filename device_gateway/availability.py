@@ -1,4 +1,4 @@
-"""Lot availability on ``lots/{lot_id}/availability``: retained, rate-limited per lot."""
+"""Lot availability on ``lots/{lot_id}/availability`` as the public sees it: retained, rate-limited."""
 
 from __future__ import annotations
 
@@ -7,14 +7,16 @@ from collections.abc import Callable, Iterable
 from device_gateway.messages import Availability
 from device_gateway.results import LotRow
 from parking_core.lots import LotCounts, lot_status
+from parking_core.sharing import public_counts
 from parking_core.topics import availability_topic
 
 
 def availability_payload(row: LotRow) -> bytes:
     """Return the availability message of a lot."""
     counts = LotCounts(row.capacity, row.free, row.occupied, row.reserved, row.unknown, row.closed)
-    status = lot_status(counts, closed=row.lot_closed)
-    message = Availability(ts=row.updated_at, free=row.free, capacity=row.capacity, status=status)
+    public, closed_to_public = public_counts(counts, row.shared_spaces)
+    status = lot_status(public, closed=row.lot_closed or closed_to_public)
+    message = Availability(ts=row.updated_at, free=public.free, capacity=public.capacity, status=status)
     return message.model_dump_json().encode()
 
 

@@ -46,7 +46,7 @@ VALUES ($1, $2, $3, $4, $5, $6)
 """
 GATE_LOT = """
 SELECT lot_id, capacity, free_count, occupied_count, reserved_count, unknown_count, closed_count,
-       status = 'closed' AS lot_closed
+       status = 'closed' AS lot_closed, shared_spaces
 FROM lots WHERE lot_id = $1 AND counted_by = 'gates'
 """
 # Worth another try on the same message: the connection went away, or two writers collided.
@@ -310,6 +310,7 @@ class GatePath:
                 row["closed_count"],
                 row["lot_closed"],
                 datetime.now(UTC),
+                row["shared_spaces"],
             )
             self.availability.update([lot])
 

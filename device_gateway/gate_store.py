@@ -14,6 +14,7 @@ from billing.invoices import PricedStay as InvoicedStay
 from device_gateway.gate_money import exit_options, invoice_session, money_standing
 from device_gateway.gate_pricing import PricedStay, Stay, StayPricer
 from device_gateway.store import Conn
+from parking_core.adapters.holds_store import arrive_by_gate
 from parking_core.errors import SessionAlreadyOpenError
 from parking_core.gate_decisions import (
     Decision,
@@ -44,6 +45,16 @@ SELECT l.capacity, l.tariff_id, p.min_confidence, p.no_entry_record, p.no_entry_
        p.pending_window_s, p.min_match_score, p.arrears_limit_fen,
        EXISTS (SELECT 1 FROM lot_plate_denials d WHERE d.lot_id = l.lot_id AND d.plate = $2) AS denied
 FROM lots l LEFT JOIN lot_gate_policies p ON p.lot_id = l.lot_id WHERE l.lot_id = $1
+"""
+# Holds at the lot (parking_core.reservations): those of other plates come off the room, this plate's
+# opens the gate with `reserved`; a shared lot outside its windows admits its members only. The row
+# lock on the lot serialises entries with new holds (holds_store takes the same lock).
+HOLDS_AT_ENTRY = """
+SELECT count(*) FILTER (WHERE r.plate <> $2)::integer AS others,
+       coalesce(bool_or(r.plate = $2), false) AS mine,
+       (SELECT shared_spaces FROM lots WHERE lot_id = $1 FOR UPDATE) AS shared_spaces,
+       EXISTS (SELECT 1 FROM lot_sharing s WHERE s.lot_id = $1 AND $2 = ANY(s.members)) AS member
+FROM reservations r WHERE r.lot_id = $1 AND r.status = 'held'
 """
 INSIDE_COUNT = "SELECT count(*) FROM sessions WHERE lot_id = $1 AND state IN ('pending', 'open')"
 INSIDE_OF_PLATE = """
@@ -178,7 +189,17 @@ async def _entry(
     money = await money_standing(conn, read.plate, read.lot_id, read.ts)
     if money.entry_refused:  # on the city's money deny list, at a lot that refuses such plates entry
         policy = replace(policy, deny_list=policy.deny_list | {read.plate})
-    context = EntryContext(capacity, inside, own, arrears_fen=money.standing.arrears_fen)
+    holds = await conn.fetchrow(HOLDS_AT_ENTRY, read.lot_id, read.plate)  # locks the lot's row
+    assert holds is not None, "an aggregate returns one row"
+    context = EntryContext(
+        capacity,
+        inside,
+        own,
+        held_spots=holds["others"],
+        reserved_for_plate=holds["mine"],
+        arrears_fen=money.standing.arrears_fen,
+        closed_to_public=holds["shared_spaces"] == 0 and not holds["member"],
+    )
     decision = decide_entry(read, policy, context)
     detail = {"seq": read.seq, "confidence": read.confidence, "reason": decision.command.reason.value}
     if decision.effect is SessionEffect.REUSE and own is not None:
@@ -197,6 +218,8 @@ async def _entry(
     except asyncpg.UniqueViolationError as exc:  # 23505: one_inside_session_per_plate
         raise SessionAlreadyOpenError(read.lot_id, read.plate, None) from exc
     await _evidence(conn, str(session_id), read, "entry_read", detail)
+    if decision.command.reason is Reason.RESERVED:  # the held plate arrived: its hold ends, linked
+        await arrive_by_gate(conn, read.lot_id, read.plate, read.ts, str(session_id))
     return Decision(decision.command, decision.effect, str(session_id), None, decision.events)
 
 

@@ -20,6 +20,7 @@ class LotRow:
     closed: int
     lot_closed: bool
     updated_at: datetime
+    shared_spaces: int | None = None  # a shared lot's public quota now (parking_core.sharing)
 
 
 @dataclass

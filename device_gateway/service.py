@@ -17,6 +17,7 @@ from device_gateway.config import GatewaySettings
 from device_gateway.decode import SENSOR_PATH_LEAVES
 from device_gateway.gate_path import GATE_PATH_LEAVES, GatePath, GateQueue
 from device_gateway.inbox import Inbox
+from device_gateway.lot_changes import POLL_S, follow_lot_changes
 from device_gateway.metrics import Metrics, serving_metrics
 from device_gateway.mqtt import GatewayMqtt
 from device_gateway.pg_store import PgSensorStore, hold_client_id, open_pool
@@ -39,6 +40,7 @@ class Gateway:
     availability: AvailabilityPublisher
     paths: Sequence[MessagePath]
     stop: asyncio.Event
+    follow_changes: Job | None = None  # the lot_changes outbox follower (device_gateway.lot_changes)
 
     async def run(self) -> None:
         """Run until ``stop`` is set, then let every path drain, commit and ack, and disconnect.
@@ -77,6 +79,7 @@ class Gateway:
             ("liveness", s.gateway_liveness_interval_s, self.sweep),
             ("sampler", s.gateway_occupancy_sample_interval_s, self.sample),
             ("availability", AVAILABILITY_TICK_S, self.publish_availability),
+            *([("lot_changes", POLL_S, self.follow_changes)] if self.follow_changes else []),
         ]
 
     async def every(self, seconds: float, job: Job, name: str) -> None:
@@ -138,7 +141,12 @@ def compose(
     gate_queue = GateQueue(loop)
     link.route(GATE_PATH_LEAVES, gate_queue)
     gates = GatePath(settings, gate_queue, link, pool, metrics, availability, stop, backoff)
-    return Gateway(settings, link, store, metrics, availability, [writer, gates], stop)
+
+    async def follow_changes() -> None:
+        assert settings.database_url is not None, "the gateway runs only with a database URL"
+        await follow_lot_changes(settings.database_url, pool, availability.update, stop)
+
+    return Gateway(settings, link, store, metrics, availability, [writer, gates], stop, follow_changes)
 
 
 async def run_gateway(settings: GatewaySettings, stop: asyncio.Event) -> None:

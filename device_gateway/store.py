@@ -181,7 +181,7 @@ WITH d AS (
                       counts_updated_at = $7
     FROM d WHERE l.lot_id = d.lot_id
     RETURNING l.lot_id, l.capacity, l.free_count, l.occupied_count, l.reserved_count,
-              l.unknown_count, l.closed_count, l.status
+              l.unknown_count, l.closed_count, l.status, l.shared_spaces
 ), sample AS (
     INSERT INTO lot_occupancy (ts, lot_id, capacity, free, occupied, reserved, unknown, closed)
     SELECT $7, lot_id, capacity, free_count, occupied_count, reserved_count, unknown_count,
@@ -253,6 +253,7 @@ async def apply_lot_deltas(conn: Conn, deltas: dict[str, dict[str, int]], now: d
             r["closed_count"],
             r["status"] == "closed",
             now,
+            r["shared_spaces"],
         )
         for r in rows
     ]

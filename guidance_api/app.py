@@ -26,14 +26,17 @@ from guidance_api import (
     operator_routes,
     overview,
     payment_notify,
+    reservations,
+    spaces_routes,
     tariff_routes,
     zones,
 )
 from guidance_api.broker import BrokerSync
-from guidance_api.context import BROKER, DB_POOL, LOT_WATCH, SETTINGS, TARIFFS
+from guidance_api.context import BROKER, CLOCK, DB_POOL, LOT_WATCH, SETTINGS, TARIFFS, Clock, utc_now
 from guidance_api.error_edge import problem_middleware
 from guidance_api.live import LotWatch
 from guidance_api.openapi import Routes
+from guidance_api.reservation_sweep import run_sweeps
 from guidance_api.tariff_cache import TariffCache
 from parking_core.adapters.settings import Settings
 
@@ -64,6 +67,8 @@ def all_routes() -> Routes:
         operator_history,
         kpis,
         overview,
+        reservations,
+        spaces_routes,
         admin,
         cds_feed,
         ngsi_feed,
@@ -78,13 +83,18 @@ def all_routes() -> Routes:
     return combined
 
 
-def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> web.Application:
-    """Build the application; it opens its own pool unless given one."""
+def create_app(
+    settings: Settings, pool: asyncpg.Pool | None = None, *, sweeps: bool = True, clock: Clock = utc_now
+) -> web.Application:
+    """Build the application; it opens its own pool unless given one, and sweeps holds unless told not to
+    (tests that drive a simulated clock call the sweep themselves).
+    """
     app = web.Application(middlewares=[problem_middleware], client_max_size=8 * 1024 * 1024)
     app[SETTINGS] = settings
     app[BROKER] = BrokerSync(settings)
     app[TARIFFS] = TariffCache()
     app[LOT_WATCH] = LotWatch()
+    app[CLOCK] = clock
     routes = all_routes()
     routes.install(app)
     document = routes.document("City parking API", version("city-parking"))
@@ -112,6 +122,8 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> web.Appl
 
     app.cleanup_ctx.append(database)
     app.on_shutdown.append(end_live_streams)
+    if sweeps:
+        app.cleanup_ctx.append(run_sweeps)
     return app
 
 

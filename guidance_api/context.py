@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -18,6 +19,8 @@ DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
 BROKER = web.AppKey("broker", BrokerSync)
 TARIFFS = web.AppKey("tariffs", TariffCache)
 LOT_WATCH = web.AppKey("lot_watch", LotWatch)
+Clock = Callable[[], datetime]
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")  # what reservation rules read as "now" (tests simulate it)
 
 
 def utc_now() -> datetime:

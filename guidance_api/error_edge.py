@@ -23,8 +23,19 @@ from billing import (
 )
 from guidance_api import problem_types as pt
 from guidance_api.problems import ProblemError, field_error, problem_response
+from parking_core.adapters.closures_store import ClosureError
+from parking_core.adapters.holds_store import LotNotFoundError, LotNotPublicError
 from parking_core.adapters.provisioning import ProvisioningError, UnknownReferenceError
-from parking_core.errors import InvalidIdError, NaiveTimeError, ParkingError, UnknownSpotError
+from parking_core.errors import (
+    HoldRequestError,
+    HoldStateError,
+    InvalidIdError,
+    NaiveTimeError,
+    NoRoomError,
+    ParkingError,
+    SpotNotFreeError,
+    UnknownSpotError,
+)
 
 log = structlog.get_logger("guidance_api")
 
@@ -61,6 +72,8 @@ CONSTRAINT_FIELDS = {
     "zones_lot_id_fkey": "lot_id",
     "lots_district_id_fkey": "district_id",
     "tokens_account_id_fkey": "account_id",
+    "reservations_one_hold_per_plate": "plate",
+    "reservations_one_hold_per_spot": "spot_id",
 }
 INTEGRITY = {  # SQLSTATE class 23 by condition: conflicts are 409, references and checks 422
     "23505": (pt.CONFLICT, 409),  # unique_violation: someone else has it (a race the check missed)
@@ -128,6 +141,18 @@ def provisioning_problem(exc: ProvisioningError, _request: web.Request) -> Probl
     return ProblemError(kind, str(exc), errors=[field_error(exc.field, str(exc), kind.slug)])
 
 
+def no_room_problem(exc: NoRoomError, _request: web.Request) -> ProblemError:
+    """Nothing free to hold: names the zone when one was asked for, else the lot."""
+    field = "zone_id" if exc.zone_id else "lot_id"
+    return ProblemError(pt.NO_ROOM, str(exc), errors=[field_error(field, str(exc), pt.NO_ROOM.slug)])
+
+
+def closure_problem(exc: ClosureError, _request: web.Request) -> ProblemError:
+    """A held spot refuses to close (409); a spot of another lot is an unknown reference (422)."""
+    kind = pt.SPOT_NOT_FREE if exc.held else pt.UNKNOWN_REFERENCE
+    return ProblemError(kind, str(exc), errors=[field_error(exc.field, str(exc), kind.slug)])
+
+
 # THE TABLE. The first entry whose class matches wins, so a subclass comes before its base
 # (tests/unit/api/test_error_edge.py checks that no entry hides a later one).
 TRANSLATIONS: tuple[tuple[type[BaseException], Translator], ...] = (
@@ -137,6 +162,16 @@ TRANSLATIONS: tuple[tuple[type[BaseException], Translator], ...] = (
     (InvalidIdError, lambda e, r: invalid(f"{e.kind}_id", str(e), "pattern", r)),
     (UnknownSpotError, lambda e, _r: ProblemError(pt.UNKNOWN_SPOT, str(e), spot_id=e.spot_id)),
     (NaiveTimeError, lambda e, r: invalid(e.what, str(e), "naive_time", r)),
+    (HoldRequestError, lambda e, r: invalid(e.field, str(e), "policy", r)),
+    (LotNotPublicError, lambda e, _r: ProblemError(pt.LOT_NOT_PUBLIC, str(e), lot_id=e.lot_id)),
+    (NoRoomError, no_room_problem),
+    (
+        SpotNotFreeError,
+        lambda e, _r: ProblemError(
+            pt.SPOT_NOT_FREE, str(e), errors=[field_error("spot_id", str(e), "spot_not_free")]
+        ),
+    ),
+    (HoldStateError, lambda e, _r: ProblemError(pt.NOT_HELD, str(e), status_now=e.status)),
     (ParkingError, lambda e, r: invalid(None, str(e), "domain", r)),
     # billing
     (TariffValidationError, tariff_problem),
@@ -150,6 +185,13 @@ TRANSLATIONS: tuple[tuple[type[BaseException], Translator], ...] = (
     (BillingError, lambda e, _r: ProblemError(pt.BILLING, str(e))),
     # store adapters
     (ProvisioningError, provisioning_problem),
+    (
+        LotNotFoundError,
+        lambda e, _r: ProblemError(
+            pt.UNKNOWN_REFERENCE, str(e), errors=[field_error("lot_id", str(e), "unknown_reference")]
+        ),
+    ),
+    (ClosureError, closure_problem),
     # the database, by SQLSTATE class
     (asyncpg.PostgresError, database_problem),
     (asyncpg.InterfaceError, interface_problem),

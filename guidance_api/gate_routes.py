@@ -20,6 +20,7 @@ from guidance_api.params import bad_param, int_param
 from guidance_api.problems import ProblemError
 from guidance_api.requests import ID_SCHEMA, parse_body, path_id, query_id
 from guidance_api.scope import SCOPE_FILTER, check_lot_scope, scope_args
+from parking_core.adapters.hold_endings import report_plate_in_spot
 from parking_core.plates import PLATE_COLORS, normalise_plate
 from parking_core.sessions import SessionState
 
@@ -252,6 +253,13 @@ async def post_payment(request: web.Request) -> web.Response:
     return web.json_response(out, status=201 if created else 200)
 
 
+# A held bay whose sensor says occupied: the plate named decides arrival or "taken by another".
+HELD_AND_OCCUPIED = """
+SELECT r.reservation_id FROM reservations r JOIN spots s ON s.spot_id = r.spot_id
+WHERE r.spot_id = $1 AND r.status = 'held' AND s.occupied
+"""
+
+
 async def attach_plate(
     request: web.Request, spot_id: str, plate: str, color: str | None, by: dict[str, str]
 ) -> web.Response:
@@ -264,6 +272,12 @@ async def attach_plate(
         if who.role == "operator" and not who.may_see_lot(row["lot_id"], row["district_id"]):
             raise ProblemError(pt.FORBIDDEN, f"lot {row['lot_id']!r} is outside this token's scope")
         if row["session_id"] is None:
+            held = await conn.fetchval(HELD_AND_OCCUPIED, spot_id)
+            if held is not None:  # a held bay: the holder arrived, or another plate took it
+                outcome = await report_plate_in_spot(conn, held, normalise_plate(plate), utc_now())
+                assert outcome is not None
+                view = {k: outcome[k] for k in ("reservation_id", "status", "spot_id")}
+                return web.json_response({"spot_id": spot_id, "plate": plate, "reservation": view})
             raise ProblemError(pt.NOT_INSIDE, f"spot {spot_id!r} has no open session")
         await conn.execute(q.ATTACH, row["session_id"], plate, color)
         detail = json.dumps(by | {"plate": plate}, ensure_ascii=False)
@@ -285,7 +299,9 @@ async def attach_plate(
 async def post_spot_plate(request: web.Request) -> web.Response:
     """The bay's sensor opened the session; the attendant's handheld names the car. 409
     `not_inside` when the bay has no open session, 409 `conflict` when the plate is inside
-    elsewhere at that lot.
+    elsewhere at that lot. On a held bay that turned occupied, the plate decides the hold
+    (docs/reservations.md): the holder arrived, or another plate took it and the hold moves on;
+    the answer carries `reservation` (`reservation_id`, `status`, `spot_id`).
     """
     who = await operator(request)
     spot_id = path_id(request, "spot_id")

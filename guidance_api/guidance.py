@@ -9,11 +9,12 @@ from aiohttp import web
 
 from billing import VehicleClass
 from guidance_api.arrival_forecast import arrive_at_param, forecast_view, forecasts
-from guidance_api.context import DB_POOL, utc_now
+from guidance_api.auth import bearer
+from guidance_api.context import DB_POOL, principal, utc_now
 from guidance_api.openapi import Param, RouteDoc, Routes
 from guidance_api.params import bad_param, float_param, int_param
 from guidance_api.pricing_view import first_hour_price
-from guidance_api.queries import VACANCIES, lot_now, lot_view, row_status
+from guidance_api.queries import VACANCIES, lot_now, lot_view, public_view, row_status
 from guidance_api.requests import ID_SCHEMA, query_id
 from parking_core.lots import LotStatus
 
@@ -57,6 +58,9 @@ async def get_vacancies(request: web.Request) -> web.Response:
     silent (`status` `unknown`, `free` is what was last known) by distance. Closed and full lots are
     left out; `0 ≤ free ≤ capacity` always. With `arrive_at`, each item carries a `forecast` of the
     free spaces at that time (docs/api.md), and a lot full now is offered if it may have room then.
+    Held and closed spaces are never counted free; a shared lot shows only its public quota, and
+    nothing outside its windows. With a driver token, the driver's held reservations are listed under
+    `reservations` and an item of a lot where the driver holds a space names it in `held_spot_id`.
     """
     lat = float_param(request, "lat", -90, 90)
     lon = float_param(request, "lon", -180, 180)
@@ -74,6 +78,7 @@ async def get_vacancies(request: web.Request) -> web.Response:
     unknown: list[tuple[dict[str, Any], str | None]] = []
     for row in rows:
         status = row_status(row)
+        public, _ = public_view(row)
         forecast = expected.get(row["lot_id"])
         if status is LotStatus.CLOSED or (
             status is LotStatus.FULL and (forecast is None or forecast.high == 0)
@@ -86,8 +91,8 @@ async def get_vacancies(request: web.Request) -> web.Response:
             "lat": row["lat"],
             "lon": row["lon"],
             "distance_m": round(row["distance_m"]),
-            "free": row["free_count"],
-            "capacity": row["capacity"],
+            "free": public.free,
+            "capacity": public.capacity,
             "status": status.value,
             "updated_at": row["counts_updated_at"].isoformat() if row["counts_updated_at"] else None,
             "data_age_s": _age_s(row["counts_updated_at"], now),
@@ -95,6 +100,7 @@ async def get_vacancies(request: web.Request) -> web.Response:
         if arrive_at is not None and forecast is not None:
             item["forecast"] = forecast_view(forecast, arrive_at)
         (unknown if status is LotStatus.UNKNOWN else known).append((item, row["tariff_id"]))
+    held = await driver_holds(request)
     # Price only what is returned, once per tariff: the same hour from the same instant costs the same.
     prices: dict[str | None, int | None] = {}
     items = []
@@ -102,8 +108,36 @@ async def get_vacancies(request: web.Request) -> web.Response:
         if tariff_id not in prices:
             prices[tariff_id] = await first_hour_price(request.app, tariff_id, vehicle_class, now)
         item["price_first_hour_fen"] = prices[tariff_id]
+        if item["lot_id"] in held:
+            item["held_spot_id"] = held[item["lot_id"]]["spot_id"]
         items.append(item)
-    return web.json_response({"items": items})
+    body: dict[str, Any] = {"items": items}
+    if held:
+        body["reservations"] = list(held.values())
+    return web.json_response(body)
+
+
+async def driver_holds(request: web.Request) -> dict[str, dict[str, Any]]:
+    """Return the held reservations of the calling driver by lot (none without a driver token)."""
+    if bearer(request) is None:
+        return {}
+    who = await principal(request)
+    if who.role != "driver":
+        return {}
+    rows = await request.app[DB_POOL].fetch(
+        "SELECT reservation_id, lot_id, spot_id, deadline FROM reservations"
+        " WHERE plate = ANY($1::text[]) AND status = 'held' ORDER BY deadline",
+        sorted(who.plates),
+    )
+    return {
+        r["lot_id"]: {
+            "reservation_id": r["reservation_id"],
+            "lot_id": r["lot_id"],
+            "spot_id": r["spot_id"],
+            "deadline": r["deadline"].isoformat(),
+        }
+        for r in rows
+    }
 
 
 @routes.add(
@@ -121,8 +155,8 @@ async def list_lots(request: web.Request) -> web.Response:
     district = query_id(request, "district_id")
     rows = await request.app[DB_POOL].fetch(
         "SELECT lot_id, name, kind, district_id, lat, lon, capacity, status AS lot_status, tariff_id,"
-        " free_count, occupied_count, reserved_count, unknown_count, closed_count, counts_updated_at"
-        " FROM lots WHERE ($1::text IS NULL OR district_id = $1) ORDER BY district_id, lot_id",
+        " free_count, occupied_count, reserved_count, unknown_count, closed_count, counts_updated_at,"
+        " shared_spaces FROM lots WHERE ($1::text IS NULL OR district_id = $1) ORDER BY district_id, lot_id",
         district,
     )
     return web.json_response({"items": [lot_view(r) for r in rows]})

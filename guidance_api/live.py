@@ -16,7 +16,8 @@ QUEUE_LIMIT = 64  # batches waiting for a slow page; the oldest are dropped (the
 
 RECENT = f"""
 SELECT lot_id, name, kind, district_id, lat, lon, capacity, status AS lot_status, tariff_id,
-       free_count, occupied_count, reserved_count, unknown_count, closed_count, counts_updated_at
+       free_count, occupied_count, reserved_count, unknown_count, closed_count, counts_updated_at,
+       shared_spaces
 FROM lots
 WHERE counts_updated_at > now() - INTERVAL '{RECENT_S} seconds'
    OR updated_at > now() - INTERVAL '{RECENT_S} seconds'

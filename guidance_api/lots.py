@@ -36,6 +36,10 @@ LOT_SCHEMA: dict[str, Any] = {
         "updated_at": {"type": ["string", "null"], "format": "date-time"},
         "tariff_id": {"type": ["string", "null"]},
         "forecast": FORECAST_SCHEMA,
+        "shared_spaces": {
+            "type": ["integer", "null"],
+            "description": "null: a public lot; else a shared lot's public quota now (counts show only it)",
+        },
     },
 }
 

@@ -119,6 +119,37 @@ NOT_INSIDE = ProblemType(
     (409,),
     "the session has ended (a payment before exit), or the spot has no open session (attaching a plate)",
 )
+NO_ROOM = ProblemType(
+    "no_room",
+    "No space to hold",
+    (409,),
+    "no free space can be held at the lot (or in the zone asked for) now",
+)
+LOT_NOT_PUBLIC = ProblemType(
+    "lot_not_public", "Not open to the public", (409,), "the lot is closed, or shared and outside its windows"
+)
+SPOT_NOT_FREE = ProblemType(
+    "spot_not_free",
+    "Spot not free",
+    (409,),
+    "the spot asked for is not free, or a spot to be closed is held by a reservation",
+)
+NOT_HELD = ProblemType(
+    "not_held",
+    "Reservation not held",
+    (409,),
+    "the reservation has already arrived, been cancelled or released",
+)
+UNKNOWN_RESERVATION = ProblemType(
+    "unknown_reservation",
+    "Unknown reservation",
+    (404,),
+    "no reservation with this id is visible to the caller",
+)
+UNKNOWN_CLOSURE = ProblemType(
+    "unknown_closure", "Unknown closure", (404,), "the closure named does not exist"
+)
+NOT_SHARED = ProblemType("not_shared", "Not shared", (404,), "the lot publishes no sharing windows")
 UNAVAILABLE = ProblemType(
     "unavailable",
     "Service unavailable",
@@ -156,6 +187,13 @@ CATALOGUE: tuple[ProblemType, ...] = (
     UNKNOWN_GATE,
     UNKNOWN_SESSION,
     NOT_INSIDE,
+    NO_ROOM,
+    LOT_NOT_PUBLIC,
+    SPOT_NOT_FREE,
+    NOT_HELD,
+    UNKNOWN_RESERVATION,
+    UNKNOWN_CLOSURE,
+    NOT_SHARED,
     UNAVAILABLE,
     INTERNAL,
 )

@@ -7,6 +7,7 @@ from typing import Any
 from guidance_api.arrival_forecast import LotNow
 from parking_core.lots import UNKNOWN_MAJORITY, LotCounts, LotStatus
 from parking_core.lots import lot_status as lot_status_of
+from parking_core.sharing import public_counts
 
 # The lots that the core's rule (parking_core.lots.lot_status) offers to a driver: neither closed (by
 # the operator, or every spot closed) nor full, over the columns of `lots`. Built from the rule's
@@ -19,7 +20,8 @@ MAY_BE_OFFERED = (
 
 LOT_DETAIL = """
 SELECT lot_id, name, kind, district_id, lat, lon, capacity, status AS lot_status, tariff_id,
-       free_count, occupied_count, reserved_count, unknown_count, closed_count, counts_updated_at
+       free_count, occupied_count, reserved_count, unknown_count, closed_count, counts_updated_at,
+       shared_spaces
 FROM lots WHERE lot_id = $1
 """
 
@@ -38,14 +40,22 @@ def row_counts(row: Any) -> LotCounts:
     )
 
 
+def public_view(row: Any) -> tuple[LotCounts, bool]:
+    """Return what the public sees of a ``lots`` row: a shared lot only within its quota (sharing.py)."""
+    counts, closed_to_public = public_counts(row_counts(row), row.get("shared_spaces"))
+    return counts, closed_to_public or row["lot_status"] == "closed"
+
+
 def row_status(row: Any) -> LotStatus:
-    """Return the status of a ``lots`` row (with ``status AS lot_status``) by the core's one rule."""
-    return lot_status_of(row_counts(row), closed=row["lot_status"] == "closed")
+    """Return the public status of a ``lots`` row (with ``status AS lot_status``) by the core's one rule."""
+    counts, closed = public_view(row)
+    return lot_status_of(counts, closed=closed)
 
 
 def lot_view(row: Any) -> dict[str, Any]:
     """Return the public JSON of a lot row."""
     updated = row["counts_updated_at"]
+    counts, closed = public_view(row)
     return {
         "lot_id": row["lot_id"],
         "name": row["name"],
@@ -53,13 +63,14 @@ def lot_view(row: Any) -> dict[str, Any]:
         "district_id": row["district_id"],
         "lat": row["lat"],
         "lon": row["lon"],
-        "capacity": row["capacity"],
-        "free": row["free_count"],
-        "occupied": row["occupied_count"],
-        "reserved": row["reserved_count"],
-        "unknown": row["unknown_count"],
-        "closed": row["closed_count"],
-        "status": row_status(row).value,
+        "capacity": counts.capacity,
+        "free": counts.free,
+        "occupied": counts.occupied,
+        "reserved": counts.reserved,
+        "unknown": counts.unknown,
+        "closed": counts.closed,
+        "status": lot_status_of(counts, closed=closed).value,
+        "shared_spaces": row.get("shared_spaces"),
         "updated_at": updated.isoformat() if updated else None,
         "tariff_id": row["tariff_id"],
     }
@@ -73,10 +84,11 @@ def lot_view(row: Any) -> dict[str, Any]:
 VACANCIES = f"""
 SELECT lot_id, name, kind, district_id, lat, lon, capacity, status AS lot_status, tariff_id, time_zone,
        free_count, occupied_count, reserved_count, unknown_count, closed_count, counts_updated_at,
-       earth_distance(earth_point, ll_to_earth($1, $2)) AS distance_m
+       shared_spaces, earth_distance(earth_point, ll_to_earth($1, $2)) AS distance_m
 FROM lots
 WHERE earth_box(ll_to_earth($1, $2), $3) @> earth_point
   AND earth_distance(earth_point, ll_to_earth($1, $2)) <= $3
+  AND coalesce(shared_spaces, 1) > 0 -- a shared lot outside its windows (public_view refines the rest)
   AND capacity > 0 AND ({MAY_BE_OFFERED} OR ($5::bool AND {NOT_CLOSED}))
 ORDER BY earth_point <-> ll_to_earth($1, $2)
 LIMIT $4

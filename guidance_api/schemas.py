@@ -216,3 +216,100 @@ class TokenBody(_Body):
         if self.role == "driver" and (self.district_ids or self.lot_ids):
             raise PydanticCustomError("scope", "a driver token is bound to plates, not districts or lots")
         return self
+
+
+class ReservationBody(_Body):
+    """``POST /v1/reservations``: hold a space at a lot (a spot or a zone of it if asked) for a plate."""
+
+    lot_id: Identifier
+    plate: str
+    arrival_from: AwareDatetime
+    arrival_to: AwareDatetime
+    spot_id: Identifier | None = None
+    zone_id: Identifier | None = None
+
+    @field_validator("plate")
+    @classmethod
+    def _plate(cls, plate: str) -> str:
+        normalised = normalise_plate(plate)
+        if not is_plausible_plate(normalised):
+            raise ValueError(f"{plate!r} is not a Chinese licence plate")
+        return normalised
+
+    @model_validator(mode="after")
+    def _spot_or_zone(self) -> Self:
+        if self.spot_id is not None and self.zone_id is not None:
+            raise PydanticCustomError("spot_or_zone", "ask for a spot or a zone, not both")
+        return self
+
+
+Clock = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]
+MAX_CLOSURE_SPOTS = 5000  # a whole floor of a big car park at once
+
+
+class ClosureBody(_Body):
+    """``POST /v1/operator/lots/{lot_id}/closures``: close spaces now or from ``starts_at``."""
+
+    spot_ids: list[Identifier] = Field(min_length=1, max_length=MAX_CLOSURE_SPOTS)
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)]
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> Self:
+        if len(set(self.spot_ids)) != len(self.spot_ids):
+            raise PydanticCustomError("spot_ids", "spot_ids repeat a spot")
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            raise PydanticCustomError("schedule", "ends_at must be after starts_at")
+        return self
+
+
+class SharingRuleBody(_Body):
+    """One recurring window: "weekdays 19:00-08:00, 120 spaces"; an end not after the start wraps."""
+
+    rule_id: Identifier
+    day_types: list[Literal["weekday", "weekend", "holiday"]] = Field(min_length=1, max_length=3)
+    start: Clock
+    end: Clock
+    spaces: int = Field(ge=0, le=MAX_LOT_CAPACITY)
+
+    @field_validator("start")
+    @classmethod
+    def _start_in_day(cls, start: str) -> str:
+        if start == "24:00":
+            raise ValueError("a window starts at 00:00-23:59")
+        return start
+
+    @field_validator("end")
+    @classmethod
+    def _end_not_midnight_zero(cls, end: str) -> str:
+        return "24:00" if end == "00:00" else end
+
+
+class SharingBody(_Body):
+    """``PUT /v1/operator/lots/{lot_id}/sharing``: the owner's windows, members and terms."""
+
+    owner_name: Name
+    owner_share_percent: int = Field(ge=0, le=100)
+    rules: list[SharingRuleBody] = Field(max_length=50)
+    members: list[str] = Field(default_factory=list, max_length=20_000)
+    reminder_before_min: int = Field(default=30, ge=0, le=1440)
+    overstay_unit_min: int = Field(default=60, ge=1, le=1440)
+    overstay_unit_fee_fen: int = Field(default=0, ge=0, le=100_000_000)
+
+    @field_validator("members")
+    @classmethod
+    def _plates(cls, members: list[str]) -> list[str]:
+        normalised = [normalise_plate(p) for p in members]
+        for index, plate in enumerate(normalised):
+            if not is_plausible_plate(plate):
+                raise ValueError(f"members[{index}] {members[index]!r} is not a Chinese licence plate")
+        return sorted(set(normalised))
+
+    @field_validator("rules")
+    @classmethod
+    def _distinct(cls, rules: list[SharingRuleBody]) -> list[SharingRuleBody]:
+        ids = [r.rule_id for r in rules]
+        if len(set(ids)) != len(ids):
+            raise ValueError("rule_id repeats")
+        return rules

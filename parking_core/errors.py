@@ -74,3 +74,40 @@ class SessionAlreadyOpenError(ParkingError, ValueError):
         self.lot_id = lot_id
         self.plate = plate
         self.spot_id = spot_id
+
+
+class SpotNotFreeError(ParkingError, ValueError):
+    """Raised when a hold asks for a spot that is not free, or a held spot is to be closed."""
+
+    def __init__(self, spot_id: str, status: str) -> None:
+        super().__init__(f"spot {spot_id!r} is {status}")
+        self.spot_id = spot_id
+        self.status = status
+
+
+class NoRoomError(ParkingError, LookupError):
+    """Raised when a hold is asked of a lot (or zone) with no space that can take it."""
+
+    def __init__(self, lot_id: str, zone_id: str | None = None) -> None:
+        where = f"zone {zone_id!r} of lot {lot_id!r}" if zone_id else f"lot {lot_id!r}"
+        super().__init__(f"no space can be held in {where}")
+        self.lot_id = lot_id
+        self.zone_id = zone_id
+
+
+class HoldRequestError(ParkingError, ValueError):
+    """Raised when a reservation request breaks the lot's policy; ``field`` names what is wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class HoldStateError(ParkingError, ValueError):
+    """Raised when a hold is asked to move in a way its state does not allow (e.g. cancel an arrival)."""
+
+    def __init__(self, reservation_id: str, status: str, action: str) -> None:
+        super().__init__(f"reservation {reservation_id!r} is {status}: cannot {action}")
+        self.reservation_id = reservation_id
+        self.status = status
+        self.action = action

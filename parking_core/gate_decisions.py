@@ -45,6 +45,7 @@ class EntryContext:
     held_spots: int = 0
     reserved_for_plate: bool = False
     arrears_fen: int = 0
+    closed_to_public: bool = False  # a shared lot outside its windows, and this plate is no member
 
     @property
     def room(self) -> int:
@@ -77,6 +78,15 @@ def _hold(read: PlateRead, reason: Reason) -> Decision:
     return Decision(Command(Action.HOLD, reason, read.plate, 0, display_text(read.plate, reason)))
 
 
+def _refusal(policy: GatePolicy, context: EntryContext) -> Reason | None:
+    """Return why a new entry is refused before room is counted: arrears, or a shared lot's off hours."""
+    if policy.arrears_limit_fen is not None and context.arrears_fen > policy.arrears_limit_fen:
+        return Reason.ARREARS
+    if context.closed_to_public and not context.reserved_for_plate:
+        return Reason.NOT_PUBLIC
+    return None
+
+
 def decide_entry(read: PlateRead, policy: GatePolicy, context: EntryContext) -> Decision:
     """Decide an entry read: deny list, confidence, re-read, arrears, reservation, room (docs/gates.md)."""
     plate = read.plate
@@ -89,8 +99,9 @@ def decide_entry(read: PlateRead, policy: GatePolicy, context: EntryContext) -> 
         reason = Reason.RESERVED if context.reserved_for_plate else Reason.ENTRY
         command = Command(Action.OPEN, reason, plate, 0, display_text(plate, reason))
         return Decision(command, SessionEffect.REUSE, own.session_id)
-    if policy.arrears_limit_fen is not None and context.arrears_fen > policy.arrears_limit_fen:
-        return _hold(read, Reason.ARREARS)
+    refusal = _refusal(policy, context)
+    if refusal is not None:
+        return _hold(read, refusal)
     room = context.room + (1 if own is not None else 0)  # a superseded session frees its place
     if context.reserved_for_plate:
         reason = Reason.RESERVED

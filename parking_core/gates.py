@@ -40,6 +40,7 @@ class Reason(StrEnum):
     MANUAL = "manual"
     LOW_CONFIDENCE = "low_confidence"  # the read is not trustworthy: re-read or manual release
     PAYMENT_DUE = "payment_due"  # exit held until the amount shown is paid (pay station, QR code)
+    NOT_PUBLIC = "not_public"  # a shared lot outside its windows, and the plate is no member
 
 
 class NoEntryPolicy(StrEnum):
@@ -159,6 +160,7 @@ DISPLAY_NOTE = {
     Reason.NO_ENTRY_RECORD: "无入场记录 请联系工作人员",
     Reason.MANUAL: "人工放行",
     Reason.PAYMENT_DUE: "请缴费",
+    Reason.NOT_PUBLIC: "非开放时段 仅限内部车辆",
 }
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from parking_core.errors import NaiveTimeError, WrongSpotError
+from parking_core.errors import NaiveTimeError, SpotNotFreeError, WrongSpotError
 from parking_core.ids import DeviceId, LotId, SpotId
 
 
@@ -25,6 +25,8 @@ class ChangeCause(StrEnum):
 
     READING = "reading"
     COMMS_LOST = "comms_lost"
+    ADMIN = "admin"  # an operator closed or reopened the spot
+    RESERVATION = "reservation"  # a hold took the spot, or released it
 
 
 # Statuses that only people (operators, reservations) set; a sensor reading never overrides them.
@@ -134,4 +136,35 @@ def restore_comms(
         return spot, []
     status = status_for(spot.occupied)
     events = _changed(spot, status, now, ChangeCause.READING, device)
+    return replace(spot, status=status, since=now), events
+
+
+def hold_spot(spot: Spot, now: datetime) -> tuple[Spot, list[SpotStatusChanged]]:
+    """Return the spot taken by a hold: only a free spot can be held (raises SpotNotFreeError)."""
+    if spot.status is not SpotStatus.FREE:
+        raise SpotNotFreeError(spot.spot_id, spot.status.value)
+    events = _changed(spot, SpotStatus.RESERVED, now, ChangeCause.RESERVATION, None)
+    return replace(spot, status=SpotStatus.RESERVED, since=now), events
+
+
+def close_spot(spot: Spot, now: datetime) -> tuple[Spot, list[SpotStatusChanged]]:
+    """Return the spot closed by an operator; a held spot must be released first (SpotNotFreeError)."""
+    if spot.status is SpotStatus.RESERVED:
+        raise SpotNotFreeError(spot.spot_id, spot.status.value)
+    events = _changed(spot, SpotStatus.CLOSED, now, ChangeCause.ADMIN, None)
+    return replace(spot, status=SpotStatus.CLOSED, since=now), events
+
+
+def release_spot(
+    spot: Spot, now: datetime, *, sensor_online: bool, cause: ChangeCause
+) -> tuple[Spot, list[SpotStatusChanged]]:
+    """Return a held or closed spot given back to its sensor: the last reading, or unknown.
+
+    A spot whose sensor is silent (or that never had a reading) turns ``unknown``, exactly as
+    ``mark_comms_lost`` would have made it while it was held.
+    """
+    if spot.status not in HELD_STATUSES:
+        return spot, []
+    status = status_for(spot.occupied) if sensor_online and spot.occupied is not None else SpotStatus.UNKNOWN
+    events = _changed(spot, status, now, cause, None)
     return replace(spot, status=status, since=now), events

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from parking_core.adapters.broker_files import DeviceGrant
+from parking_core.adapters.lot_changes import record_lot_change
 
 Connection = asyncpg.Connection | PoolConnectionProxy  # what pool.acquire() yields, or a plain connection
 
@@ -165,13 +166,8 @@ WHERE lots.lot_id = $1
 """
 
 
-_RECOUNT_GATES = """
-UPDATE lots SET occupied_count = least(i.inside, lots.capacity),
-                free_count = lots.capacity - least(i.inside, lots.capacity), counts_updated_at = now()
-FROM (SELECT count(*)::integer AS inside FROM sessions
-      WHERE lot_id = $1 AND state IN ('pending', 'open')) AS i
-WHERE lots.lot_id = $1
-"""
+# Counted at the gates: inside sessions and holds without a spot (sql/0061's one function).
+_RECOUNT_GATES = "SELECT gate_lot_recount($1)"
 
 
 async def put_lot(conn: Connection, lot_id: str, spec: LotSpec) -> bool:
@@ -234,6 +230,7 @@ async def put_lot(conn: Connection, lot_id: str, spec: LotSpec) -> bool:
             [(s.spot_id, lot_id, s.label, s.zone_id) for s in spec.spots],
         )
         await conn.execute(_RECOUNT if spec.counted_by == "sensors" else _RECOUNT_GATES, lot_id)
+        await record_lot_change(conn, [lot_id], datetime.now(UTC), "provisioning")
     return created
 
 

@@ -1,0 +1,182 @@
+"""The API's sweep: arrivals by sensor, no-shows, reservation fees, closure schedules, sharing quotas."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import structlog
+from aiohttp import web
+
+from billing import Tariff, parse_tariff, select_tariff_version
+from billing.reservation_fees import reservation_fees
+from billing.tariff import day_type_of
+from guidance_api.context import CLOCK, DB_POOL
+from parking_core.adapters.closures_store import apply_schedules
+from parking_core.adapters.hold_endings import release_no_shows, sensor_arrivals
+from parking_core.adapters.lot_changes import Connection, prune_changes, record_lot_change
+from parking_core.reservations import HoldStatus
+from parking_core.sharing import SharingRule, shared_spaces_at
+
+log = structlog.get_logger("guidance_api")
+SWEEP_INTERVAL_S = 2.0  # no-shows are released within about this long after their deadline
+INSERT_CHARGE = """
+INSERT INTO reservation_charges (reservation_id, lot_id, plate, kind, amount_fen, tariff_id, tariff_version,
+                                 charged_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (reservation_id, kind) DO NOTHING
+"""
+
+
+@dataclass
+class SweepResult:
+    """What one sweep did."""
+
+    arrivals: int = 0
+    no_shows: int = 0
+    priced: int = 0
+    closures: int = 0
+    sharing_changed: list[str] = field(default_factory=list)
+
+
+def minute_of(clock: str) -> int:
+    """Return HH:MM (24:00 allowed) as minutes of the day."""
+    hours, minutes = clock.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def rules_of(document: list[dict[str, Any]]) -> list[SharingRule]:
+    """Return the sharing rules of a stored ``lot_sharing.rules`` document."""
+    return [
+        SharingRule(
+            r["rule_id"], frozenset(r["day_types"]), minute_of(r["start"]), minute_of(r["end"]), r["spaces"]
+        )
+        for r in document
+    ]
+
+
+async def tariff_in_force(conn: Connection, tariff_id: str | None, at: datetime) -> Tariff | None:
+    """Return the version of *tariff_id* in force at *at* (None without one)."""
+    if tariff_id is None:
+        return None
+    rows = await conn.fetch("SELECT document FROM tariff_versions WHERE tariff_id = $1", tariff_id)
+    versions = [parse_tariff(json.loads(r["document"])) for r in rows]
+    try:
+        return select_tariff_version(versions, at) if versions else None
+    except LookupError:
+        return None
+
+
+async def tariff_version(conn: Connection, tariff_id: str, version: int) -> Tariff | None:
+    """Return one stored tariff version."""
+    doc = await conn.fetchval(
+        "SELECT document FROM tariff_versions WHERE tariff_id = $1 AND version = $2", tariff_id, version
+    )
+    return None if doc is None else parse_tariff(json.loads(doc))
+
+
+async def charge_fees(conn: Connection, now: datetime, limit: int = 500) -> int:
+    """Price the fees of ended reservations (the version in force when each was made); return how many."""
+    rows = await conn.fetch(
+        "SELECT reservation_id, lot_id, plate, status, late_cancellation, tariff_id, tariff_version"
+        " FROM reservations WHERE status <> 'held' AND fees_charged_at IS NULL ORDER BY ended_at LIMIT $1",
+        limit,
+    )
+    for row in rows:
+        tariff = None
+        if row["tariff_id"] is not None and row["tariff_version"] is not None:
+            tariff = await tariff_version(conn, row["tariff_id"], row["tariff_version"])
+        lines = (
+            []
+            if tariff is None
+            else reservation_fees(
+                tariff, HoldStatus(row["status"]), late_cancellation=row["late_cancellation"]
+            )
+        )
+        async with conn.transaction():
+            for line in lines:
+                await conn.execute(
+                    INSERT_CHARGE,
+                    row["reservation_id"],
+                    row["lot_id"],
+                    row["plate"],
+                    line.kind.value,
+                    line.amount_fen,
+                    row["tariff_id"],
+                    row["tariff_version"],
+                    now,
+                )
+            await conn.execute(
+                "UPDATE reservations SET fees_charged_at = $2 WHERE reservation_id = $1",
+                row["reservation_id"],
+                now,
+            )
+    return len(rows)
+
+
+async def refresh_sharing(conn: Connection, now: datetime, lot_id: str | None = None) -> list[str]:
+    """Set each shared lot's public quota for *now* from its rules and its tariff's calendar."""
+    rows = await conn.fetch(
+        "SELECT s.lot_id, s.rules, l.shared_spaces, l.tariff_id, l.time_zone FROM lot_sharing s"
+        " JOIN lots l USING (lot_id) WHERE $1::text IS NULL OR s.lot_id = $1 ORDER BY s.lot_id",
+        lot_id,
+    )
+    changed = []
+    for row in rows:
+        tariff = await tariff_in_force(conn, row["tariff_id"], now)
+        day_type = week_day_type if tariff is None else (lambda day, t=tariff: t.day_type(day).value)
+        quota = shared_spaces_at(
+            rules_of(json.loads(row["rules"])), now, ZoneInfo(row["time_zone"]), day_type
+        )
+        if quota != row["shared_spaces"]:
+            async with conn.transaction():
+                await conn.execute(
+                    "UPDATE lots SET shared_spaces = $2 WHERE lot_id = $1", row["lot_id"], quota
+                )
+                await record_lot_change(conn, [row["lot_id"]], now, "sharing")
+            changed.append(row["lot_id"])
+    return changed
+
+
+def week_day_type(day: date) -> str:
+    """Day type of a lot without a tariff (no holiday calendar): Saturdays and Sundays are weekend."""
+    return day_type_of(day).value
+
+
+async def sweep(pool: asyncpg.Pool, now: datetime) -> SweepResult:
+    """Run every part of the sweep once at *now* (tests pass a simulated clock).
+
+    Several API processes may sweep at once: each hold, closure and quota is changed under its
+    lot's row lock and every step is idempotent (an ended hold is skipped, a fee is charged once).
+    """
+    result = SweepResult()
+    async with pool.acquire() as conn:
+        result.arrivals = len(await sensor_arrivals(conn, now))
+        result.no_shows = len(await release_no_shows(conn, now))
+        result.priced = await charge_fees(conn, now)
+        result.closures = await apply_schedules(conn, now)
+        result.sharing_changed = await refresh_sharing(conn, now)
+        await prune_changes(conn, now)
+    return result
+
+
+async def run_sweeps(app: web.Application) -> AsyncIterator[None]:
+    """``cleanup_ctx``: sweep every SWEEP_INTERVAL_S while the application runs."""
+
+    async def loop() -> None:
+        while True:
+            try:
+                await sweep(app[DB_POOL], app[CLOCK]())
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("reservation_sweep.failed", error=repr(exc))
+            await asyncio.sleep(SWEEP_INTERVAL_S)
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

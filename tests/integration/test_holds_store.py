@@ -1,0 +1,189 @@
+"""Holds on a real PostgreSQL: the last spaces under 200 concurrent requests, arrivals, no-shows."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from parking_core.adapters.hold_endings import release_no_shows, report_plate_in_spot, sensor_arrivals
+from parking_core.adapters.holds_store import HoldRequest, arrive_by_gate, cancel_hold, create_hold
+from parking_core.adapters.lot_changes import changes_after, latest_change
+from parking_core.adapters.provisioning import LotSpec, SpotSpec, put_district, put_lot
+from parking_core.errors import HoldStateError, NoRoomError
+from parking_core.reservations import ArrivalWindow
+
+pytestmark = pytest.mark.db
+T0 = datetime(2026, 11, 23, 9, tzinfo=UTC)
+WINDOW = ArrivalWindow(T0 + timedelta(minutes=30), T0 + timedelta(minutes=60))
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    async with asyncpg.create_pool(database_url, min_size=2, max_size=20) as opened:
+        yield opened
+
+
+async def make_lot(
+    pool: asyncpg.Pool, lot_id: str, spots: int, free: int, capacity: int | None = None
+) -> None:
+    """A lot whose first *free* spots are free and the rest occupied (counters to match)."""
+    async with pool.acquire() as conn:
+        await put_district(conn, "d1", "District")
+        spec = LotSpec(
+            "d1",
+            lot_id,
+            "off_street",
+            34.7,
+            113.6,
+            spots if capacity is None else capacity,
+            "Asia/Shanghai",
+            None,
+            "open",
+            [SpotSpec(f"{lot_id}-{i:03d}", zone_id=None) for i in range(spots)],
+        )
+        await put_lot(conn, lot_id, spec)
+        await conn.execute(
+            "UPDATE spots SET status = CASE WHEN spot_id < $2 THEN 'free' ELSE 'occupied' END,"
+            " occupied = NOT (spot_id < $2), last_reading_ts = $3, last_reading_seq = 0 WHERE lot_id = $1",
+            lot_id,
+            f"{lot_id}-{free:03d}",
+            T0 - timedelta(hours=1),
+        )
+        await conn.execute(
+            "UPDATE lots SET free_count = $2, occupied_count = $3, unknown_count = capacity - $4"
+            " WHERE lot_id = $1",
+            lot_id,
+            free,
+            spots - free,
+            spots,
+        )
+
+
+async def counts(pool: asyncpg.Pool, lot_id: str) -> tuple[int, int, int]:
+    row = await pool.fetchrow(
+        "SELECT free_count, occupied_count, reserved_count FROM lots WHERE lot_id = $1", lot_id
+    )
+    assert row is not None
+    return row[0], row[1], row[2]
+
+
+def request(lot_id: str, n: int, **extra: str) -> HoldRequest:
+    return HoldRequest(f"{lot_id}-r{n}", lot_id, f"豫A{n:05d}", WINDOW, **extra)
+
+
+async def test_200_simultaneous_requests_for_the_last_10_spaces_give_exactly_10_holds(
+    pool: asyncpg.Pool,
+) -> None:
+    """The lot's row lock serialises holds: 10 succeed, 190 are told there is no room, counts agree."""
+    await make_lot(pool, "last10", 50, free=10)
+    async with pool.acquire() as conn:
+        before = await latest_change(conn)
+
+    async def attempt(n: int) -> bool:
+        async with pool.acquire() as conn:
+            try:
+                await create_hold(conn, request("last10", n), T0)
+            except NoRoomError:
+                return False
+            return True
+
+    results = await asyncio.gather(*(attempt(n) for n in range(200)))
+    assert sum(results) == 10
+    assert await counts(pool, "last10") == (0, 40, 10)
+    held = await pool.fetchval(
+        "SELECT count(DISTINCT spot_id) FROM reservations WHERE lot_id = 'last10' AND status = 'held'"
+    )
+    reserved = await pool.fetchval(
+        "SELECT count(*) FROM spots WHERE lot_id = 'last10' AND status = 'reserved'"
+    )
+    assert held == reserved == 10
+    async with pool.acquire() as conn:
+        _, lots = await changes_after(conn, before)
+    assert lots == ["last10"]
+
+
+async def test_a_lot_counted_without_spots_holds_its_free_room(pool: asyncpg.Pool) -> None:
+    """No spots: a hold moves one free space to reserved; none when none is free; cancel gives it back."""
+    await make_lot(pool, "nospots", 0, free=0, capacity=5)
+    await pool.execute(
+        "UPDATE lots SET free_count = 1, unknown_count = 0, occupied_count = 4 WHERE lot_id = 'nospots'"
+    )
+    async with pool.acquire() as conn:
+        held = await create_hold(conn, request("nospots", 1), T0)
+        assert held["spot_id"] is None
+        with pytest.raises(NoRoomError):
+            await create_hold(conn, request("nospots", 2), T0)
+        assert await counts(pool, "nospots") == (0, 4, 1)
+        cancelled = await cancel_hold(conn, held["reservation_id"], T0)  # just in time
+        assert cancelled is not None
+        assert (cancelled["status"], cancelled["late_cancellation"]) == ("cancelled", False)
+        assert await counts(pool, "nospots") == (1, 4, 0)
+        with pytest.raises(HoldStateError):
+            await cancel_hold(conn, held["reservation_id"], T0)
+
+
+async def test_no_shows_are_released_at_their_deadline_and_not_before(pool: asyncpg.Pool) -> None:
+    """The sweep leaves a hold alone until window end + grace, then frees its spot."""
+    await make_lot(pool, "noshow", 3, free=3)
+    async with pool.acquire() as conn:
+        held = await create_hold(conn, request("noshow", 1), T0)
+        deadline = held["deadline"]
+        assert deadline == WINDOW.end + timedelta(minutes=15)
+        early = await release_no_shows(conn, deadline - timedelta(seconds=1))
+        assert held["reservation_id"] not in {r["reservation_id"] for r in early}
+        released = await release_no_shows(conn, deadline)
+        assert [r["status"] for r in released if r["lot_id"] == "noshow"] == ["no_show"]
+        assert await counts(pool, "noshow") == (3, 0, 0)
+
+
+async def test_arrivals_by_gate_and_by_sensor(pool: asyncpg.Pool) -> None:
+    """The held plate at the gate ends the hold as arrived; so does the held bay turning occupied."""
+    await make_lot(pool, "arrive", 4, free=4)
+    async with pool.acquire() as conn:
+        gate = await create_hold(conn, request("arrive", 1), T0)
+        assert await arrive_by_gate(conn, "arrive", "豫A99999", T0) is None
+        arrived = await arrive_by_gate(conn, "arrive", gate["plate"], T0 + timedelta(minutes=40), "sess-1")
+        assert arrived is not None
+        assert (arrived["status"], arrived["evidence"], arrived["session_id"]) == (
+            "arrived",
+            "gate",
+            "sess-1",
+        )
+        bay = await create_hold(conn, request("arrive", 2), T0)
+        await conn.execute(
+            "UPDATE spots SET occupied = true, last_reading_ts = $2 WHERE spot_id = $1",
+            bay["spot_id"],
+            T0 + timedelta(minutes=35),
+        )
+        found = await sensor_arrivals(conn, T0 + timedelta(minutes=36))
+        assert [(r["reservation_id"], r["evidence"]) for r in found] == [(bay["reservation_id"], "sensor")]
+        status = await conn.fetchval("SELECT status FROM spots WHERE spot_id = $1", bay["spot_id"])
+        assert status == "occupied"
+
+
+async def test_a_held_spot_taken_by_another_plate_moves_the_hold(pool: asyncpg.Pool) -> None:
+    """Another plate in the held bay: the driver gets another spot; with none left the hold ends free."""
+    await make_lot(pool, "taken", 2, free=2)
+    async with pool.acquire() as conn:
+        held = await create_hold(conn, request("taken", 1), T0)
+        first = held["spot_id"]
+        await conn.execute("UPDATE spots SET occupied = true WHERE spot_id = $1", first)
+        moved = await report_plate_in_spot(
+            conn, held["reservation_id"], "豫B00001", T0 + timedelta(minutes=5)
+        )
+        assert moved is not None
+        assert moved["status"] == "held"
+        assert moved["moved_from"] == [first]
+        assert moved["spot_id"] != first
+        assert await counts(pool, "taken") == (0, 1, 1)
+        await conn.execute("UPDATE spots SET occupied = true WHERE spot_id = $1", moved["spot_id"])
+        ended = await report_plate_in_spot(
+            conn, held["reservation_id"], "豫B00002", T0 + timedelta(minutes=6)
+        )
+        assert ended is not None
+        assert (ended["status"], ended["late_cancellation"]) == ("cancelled", False)
+        assert await counts(pool, "taken") == (0, 2, 0)

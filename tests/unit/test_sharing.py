@@ -1,0 +1,144 @@
+"""Sharing windows: examples, the tariffs' calendar, and a minute-by-minute check over any week."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from billing import load_example_tariffs
+from parking_core.lots import LotCounts, lot_status
+from parking_core.sharing import (
+    SharingRule,
+    may_enter_shared_lot,
+    overstay_fee,
+    public_counts,
+    reminder_due,
+    shared_spaces_at,
+    window_end_after,
+    windows_between,
+)
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+CALENDAR = load_example_tariffs()["zz-zone1-on-street"]  # 2025 holidays and make-up working days
+NIGHTS = SharingRule("nights", frozenset({"weekday"}), 19 * 60, 8 * 60, 120)
+WEEKENDS = SharingRule("weekends", frozenset({"weekend", "holiday"}), 0, 24 * 60, 150)
+
+
+def local(day: date, hour: int, minute: int = 0) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=SHANGHAI)
+
+
+def test_weekday_nights_and_weekends() -> None:
+    """Monday 20:00 shares 120; Monday 12:00 nothing; Friday night runs to Saturday 08:00 then
+    the weekend quota; Sunday ends at midnight, Monday 00:00-19:00 is private."""
+    rules = [NIGHTS, WEEKENDS]
+    monday = date(2025, 3, 3)
+    day_type = CALENDAR.day_type
+    assert shared_spaces_at(rules, local(monday, 20), SHANGHAI, day_type) == 120
+    assert shared_spaces_at(rules, local(monday, 12), SHANGHAI, day_type) == 0
+    friday, saturday = date(2025, 3, 7), date(2025, 3, 8)
+    assert shared_spaces_at(rules, local(saturday, 7), SHANGHAI, day_type) == 150  # larger quota wins
+    assert shared_spaces_at(rules, local(date(2025, 3, 10), 3), SHANGHAI, day_type) == 0
+    windows = windows_between(rules, local(friday, 0), local(date(2025, 3, 10), 12), SHANGHAI, day_type)
+    assert [(w.start, w.end, w.spaces) for w in windows] == [
+        (local(friday, 0), local(friday, 8), 120),  # Thursday night
+        (local(friday, 19), local(saturday, 0), 120),
+        (local(saturday, 0), local(date(2025, 3, 10), 0), 150),
+    ]
+
+
+def test_holidays_and_make_up_working_days_follow_the_tariff_calendar() -> None:
+    """National Day (a Wednesday) is shared all day; the make-up Sunday before it is a weekday."""
+    day_type = CALENDAR.day_type
+    rules = [NIGHTS, WEEKENDS]
+    assert shared_spaces_at(rules, local(date(2025, 10, 1), 12), SHANGHAI, day_type) == 150
+    assert shared_spaces_at(rules, local(date(2025, 9, 28), 12), SHANGHAI, day_type) == 0
+    assert shared_spaces_at(rules, local(date(2025, 9, 28), 20), SHANGHAI, day_type) == 120
+
+
+def test_a_car_must_leave_when_the_shared_time_ends() -> None:
+    """The end of the shared stretch covering an instant, across chained windows."""
+    end = window_end_after([NIGHTS, WEEKENDS], local(date(2025, 3, 7), 20), SHANGHAI, CALENDAR.day_type)
+    assert end == local(date(2025, 3, 10), 0)
+    assert window_end_after([NIGHTS], local(date(2025, 3, 3), 12), SHANGHAI, CALENDAR.day_type) is None
+
+
+def test_public_view_of_a_shared_lot() -> None:
+    """Outside its windows a shared lot is closed to the public (never full); inside it shows the quota."""
+    counts = LotCounts(200, free=150, occupied=50)
+    view, closed = public_counts(counts, 0)
+    assert closed
+    assert lot_status(view, closed=closed).value == "closed"
+    view, closed = public_counts(counts, 120)
+    assert (view.capacity, view.free, closed) == (120, 120, False)
+    view, _ = public_counts(LotCounts(200, free=10, occupied=190), 120)
+    assert (view.free, view.occupied) == (10, 110)
+    assert public_counts(counts, None) == (counts, False)
+    assert may_enter_shared_lot("豫A1", frozenset({"豫A1"}), 0)
+    assert not may_enter_shared_lot("豫A2", frozenset({"豫A1"}), 0)
+
+
+def test_overstay_and_reminders() -> None:
+    """Every started hour after the end costs the unit fee; the reminder comes in the last minutes."""
+    end = local(date(2025, 3, 4), 8)
+    hour = timedelta(hours=1)
+    assert overstay_fee(end, end, hour, 500) == 0
+    assert overstay_fee(end, end + timedelta(minutes=1), hour, 500) == 500
+    assert overstay_fee(end, end + timedelta(minutes=61), hour, 500) == 1000
+    assert reminder_due(end, end - timedelta(minutes=10), timedelta(minutes=30))
+    assert not reminder_due(end, end, timedelta(minutes=30))
+
+
+@st.composite
+def rules(draw: st.DrawFn) -> list[SharingRule]:
+    """A few rules with any day types, times (on a 30-minute grid, wrapping or not) and quotas."""
+    found = []
+    for i in range(draw(st.integers(0, 3))):
+        kinds = draw(st.sets(st.sampled_from(["weekday", "weekend", "holiday"]), min_size=1))
+        start = draw(st.integers(0, 47)) * 30
+        end = draw(st.integers(1, 48)) * 30
+        found.append(SharingRule(f"r{i}", frozenset(kinds), start, end, draw(st.integers(0, 300))))
+    return found
+
+
+def minute_by_minute(rule_list: list[SharingRule], at: datetime) -> int:
+    """Independent evaluation: the quota of one minute from its local clock and the two dates' types."""
+    clock = at.astimezone(SHANGHAI)
+    minute = clock.hour * 60 + clock.minute
+    today, yesterday = CALENDAR.day_type(clock.date()), CALENDAR.day_type(clock.date() - timedelta(days=1))
+    best = 0
+    for r in rule_list:
+        wraps = r.end_min <= r.start_min
+        on_today = today in r.day_types and r.start_min <= minute < (1440 if wraps else r.end_min)
+        from_yesterday = wraps and yesterday in r.day_types and minute < r.end_min
+        if on_today or from_yesterday:
+            best = max(best, r.spaces)
+    return best
+
+
+@settings(max_examples=60, deadline=None)
+@given(rule_list=rules(), first=st.dates(date(2025, 1, 1), date(2025, 12, 24)))
+def test_windows_over_a_week_match_a_minute_by_minute_evaluation(
+    rule_list: list[SharingRule], first: date
+) -> None:
+    """Over any week of 2025 (holidays and make-up days included), every minute's quota from the
+    windows equals the independent per-minute evaluation, and the windows are ordered and disjoint."""
+    start = local(first, 0)
+    end = start + timedelta(days=7)
+    windows = windows_between(rule_list, start, end, SHANGHAI, CALENDAR.day_type)
+    assert all(a.end <= b.start for a, b in itertools.pairwise(windows))
+    index, at = 0, start
+    while at < end:
+        while index < len(windows) and windows[index].end <= at:
+            index += 1
+        inside = index < len(windows) and windows[index].start <= at
+        assert (windows[index].spaces if inside else 0) == minute_by_minute(rule_list, at), at
+        at += timedelta(minutes=30)  # rule bounds sit on the 30-minute grid: one check per step
+    probe = start + timedelta(hours=37, minutes=15)
+    assert shared_spaces_at(rule_list, probe, SHANGHAI, CALENDAR.day_type) == minute_by_minute(
+        rule_list, probe
+    )
