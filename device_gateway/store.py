@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -36,7 +36,7 @@ STAGE_COLUMNS = (
 REJECT_COLUMNS = ("received_at", "topic", "device_id", "reason", "detail", "payload")
 
 LOOKUP_DEVICES = """
-SELECT d.device_id, d.kind, d.spot_id, s.lot_id, d.status
+SELECT d.device_id, d.kind, d.spot_id, s.lot_id, d.status, d.last_seen_at, d.stale_after_s
 FROM devices d LEFT JOIN spots s ON s.spot_id = d.spot_id
 WHERE d.device_id = ANY($1::text[])
 """
@@ -60,7 +60,8 @@ SELECT device_id, spot_id FROM upd
 # changes here, so with the fillfactor of 0003 these updates are HOT. A device seen less than
 # min(5 s, a tenth of its window) ago is left alone: liveness and health (battery, last ts) are
 # then at most that stale, and a burst (a backlog after an outage) costs one update per device.
-TOUCH_DEVICES = """
+TOUCH_EVERY_S = 5.0  # a device's row is written at most this often (or a tenth of its window)
+TOUCH_DEVICES = f"""
 WITH b AS (
     SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::bigint[],
                          $5::int[], $6::int[], $7::text[])
@@ -80,7 +81,7 @@ UPDATE devices d SET
     updated_at = b.seen
 FROM b WHERE d.device_id = b.device_id
   AND (d.last_seen_at IS NULL OR d.status <> 'online'
-       OR b.seen >= d.last_seen_at + make_interval(secs => least(5.0, d.stale_after_s / 10.0)))
+       OR b.seen >= d.last_seen_at + make_interval(secs => least({TOUCH_EVERY_S}, d.stale_after_s / 10.0)))
 """
 
 # A sensor that comes to life (first message, or back from offline) gets a liveness deadline row
@@ -264,6 +265,28 @@ async def prepare_connection(conn: Conn) -> None:
     await conn.execute(CREATE_TEMP_TABLES)
 
 
+def due_for_touch(
+    rows: list[Sequence[object]], registry: Mapping[str, asyncpg.Record], woken: set[str]
+) -> list[Sequence[object]]:
+    """Keep the device columns of devices that TOUCH_DEVICES would update (the rest cost a join).
+
+    The registry was read before the lots were locked, so a device's last_seen_at can only have
+    grown since: a device skipped here would be skipped by TOUCH_DEVICES's own condition too. Its
+    status may have turned offline meanwhile (a sweep): those come back through RESTORE_DEVICES,
+    under the lots' locks, and are passed in *woken*.
+    """
+    keep = []
+    for index, device_id in enumerate(rows[0]):
+        dev = registry[str(device_id)]
+        seen = rows[1][index]
+        assert isinstance(seen, datetime)
+        last = dev["last_seen_at"]
+        every = timedelta(seconds=min(TOUCH_EVERY_S, dev["stale_after_s"] / 10))
+        if device_id in woken or dev["status"] != "online" or last is None or seen >= last + every:
+            keep.append(index)
+    return [[column[i] for i in keep] for column in rows]
+
+
 def _device_rows(readings: Sequence[SensorReading]) -> list[Sequence[object]]:
     newest: dict[str, SensorReading] = {}
     seen: dict[str, datetime] = {}
@@ -355,7 +378,9 @@ async def write_batch(
             device_rows = _device_rows(good)
             back = await conn.fetch(RESTORE_DEVICES, device_rows[0], now)
             restored = [r["spot_id"] for r in back if r["spot_id"] is not None]
-            await conn.execute(TOUCH_DEVICES, *device_rows)
+            touch = due_for_touch(device_rows, registry, {r["device_id"] for r in back})
+            if touch[0]:
+                await conn.execute(TOUCH_DEVICES, *touch)
             waking = {r["device_id"] for r in back}
             waking.update(d for d in device_rows[0] if registry[d]["status"] != "online")
             if waking:
