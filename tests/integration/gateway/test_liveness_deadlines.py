@@ -123,11 +123,11 @@ async def test_a_sensor_is_written_at_most_every_few_seconds(conn: asyncpg.Conne
     before the statement), after that it is; silence still counts from the last write."""
     await speak(conn, 5, 1, T0)
     device = SPOTS[5].device_id
-    seen = "SELECT last_seen_at, last_seq FROM devices WHERE device_id = $1"
+    seen = "SELECT (last_seen_at, last_seq) FROM devices WHERE device_id = $1"
     await speak(conn, 5, 2, T0 + timedelta(seconds=2))
-    assert tuple(await conn.fetchrow(seen, device)) == (T0, 1)
+    assert await conn.fetchval(seen, device) == (T0, 1)
     await speak(conn, 5, 3, T0 + timedelta(seconds=3))  # window 30 s: at most every 3 s
-    assert tuple(await conn.fetchrow(seen, device)) == (T0 + timedelta(seconds=3), 3)
+    assert await conn.fetchval(seen, device) == (T0 + timedelta(seconds=3), 3)
 
 
 async def test_a_small_city_goes_silent_and_every_sensor_is_offline_within_a_second(
