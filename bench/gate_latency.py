@@ -25,6 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from bench.backlog import publish
 from bench.summary import Figure, load_average, record
 from billing import load_example_tariffs, tariff_to_json
+from billing.adapters.drivers_store import bind_plate, put_account, set_consent
 from device_gateway.config import GatewaySettings
 from parking_core.adapters.settings import MqttEndpoint
 from parking_core.devtools.harness import ServiceHarness
@@ -41,7 +42,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m bench.gate_latency",
         description=(
-            "Plate read → gate command latency (entry, and exit including pricing) measured by a paho "
+            "Plate read → gate command latency (entry, and exit including pricing and the pay-later "
+            "decision: every other probe plate belongs to a consenting driver, so half the exits open "
+            "pay_later and raise their invoice, half hold for payment) measured by a paho "
             "client against the real gateway process, under a steady background of bay-sensor "
             "readings; in the same run the floor: a bare paho echo of the same message through the "
             "same broker. Both clients set TCP_NODELAY. Prints p50/p95/p99 and the ratios; asserts "
@@ -153,7 +156,7 @@ def measure(
     """Probe the echo, then entries, then exits, one at a time with a gap; return the latencies."""
     _, entry, exit_ = lot
     echo = start_echo(endpoint, f"{prefix}/echo/request", f"{prefix}/echo/answer")
-    results: dict[str, list[float]] = {"echo": [], "entry": [], "exit": []}
+    results: dict[str, list[float]] = {"echo": [], "entry": [], "exit": [], "pay_later": [], "held": []}
     start = datetime.now(UTC) - timedelta(hours=5)
     try:
         floor = Probe(endpoint, f"{prefix}/echo/answer")
@@ -174,6 +177,8 @@ def measure(
                 got = gate.round_trip(f"{prefix}/gates/{device}/plate", payload, same_plate(plate))
                 if got is not None:
                     results[lane].append(got)
+                    if lane == "exit":
+                        results["pay_later" if n % 2 == 0 else "held"].append(got)
                 time.sleep(args.gap_ms / 1000)
             gate.close()
     finally:
@@ -203,7 +208,22 @@ async def prepare(
         await conn.close()
     lot = ("gb-gated", "gb-gated-in", "gb-gated-out")
     await provision_gate_lots(url, [lot], args.reads + 10, "gb-gates", TARIFF_ID)
+    await pay_later_drivers(url, [f"豫Q{n:05d}" for n in range(0, args.reads, 2)])
     return url, [s.device_id for s in city.spots], lot
+
+
+async def pay_later_drivers(url: str, plates: list[str]) -> None:
+    """Bind *plates* to consenting driver accounts: their exits open pay_later and are invoiced."""
+    conn = await asyncpg.connect(url)
+    try:
+        now = datetime.now(UTC)
+        for plate in plates:
+            account = f"bench-{plate[-5:]}"
+            await put_account(conn, account, "")
+            await bind_plate(conn, account, plate, "bench", now)
+            await set_consent(conn, account, True, "bench", now)
+    finally:
+        await conn.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,8 +267,11 @@ def main(argv: list[str] | None = None) -> int:
             ("bare echo (floor)", "echo"),
             ("entry read → command", "entry"),
             ("exit read → command (priced)", "exit"),
+            ("  of which pay later (invoice raised)", "pay_later"),
+            ("  of which held for payment", "held"),
         ):
-            print(summary(name, results[key], args.reads))
+            sent = {"pay_later": (args.reads + 1) // 2, "held": args.reads // 2}.get(key, args.reads)
+            print(summary(name, results[key], sent))
         if results["echo"]:
             for key in ("entry", "exit"):
                 if results[key]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from billing.adapters.arrears_store import plate_standing
-from billing.adapters.ledger_store import append, lock_invoice, lot_policy, raise_invoice
+from billing.adapters.ledger_store import LotPolicies, append, lock_invoice, lot_policy, raise_invoice
 from billing.arrears import LotMoneyPolicy, PayLater, PlateStanding, entry_refused, pay_later_verdict
 from billing.invoices import PricedStay as InvoicedStay
 from billing.ledger import EntryKind, LedgerEntry
@@ -27,6 +27,7 @@ class MoneyStanding:
 
     standing: PlateStanding
     lot: LotMoneyPolicy
+    policies: LotPolicies | None = None  # the lot's money, due-date and time-zone policy, as read
 
     @property
     def verdict(self) -> PayLater:
@@ -43,7 +44,7 @@ async def money_standing(conn: Conn, plate: str, lot_id: str, now: datetime) -> 
     """Return *plate*'s standing city-wide and the lot's money policy."""
     policies = await lot_policy(conn, lot_id)
     lot = policies[0] if policies is not None else LotMoneyPolicy()
-    return MoneyStanding(await plate_standing(conn, plate, now), lot)
+    return MoneyStanding(await plate_standing(conn, plate, now), lot, policies)
 
 
 def exit_options(money: MoneyStanding, priced: bool) -> ExitOptions:
@@ -54,12 +55,14 @@ def exit_options(money: MoneyStanding, priced: bool) -> ExitOptions:
     return ExitOptions(held_for=HELD_FOR.get(verdict))
 
 
-async def invoice_session(conn: Conn, stay: InvoicedStay, paid_fen: int, now: datetime) -> str | None:
+async def invoice_session(
+    conn: Conn, stay: InvoicedStay, paid_fen: int, now: datetime, policies: LotPolicies | None = None
+) -> str | None:
     """Raise the invoice of a session that left to pay later, and move the session to `invoiced`.
 
     What was already paid at a pay station (*paid_fen*) is a `captured` entry of the invoice.
     """
-    invoice_id = await raise_invoice(conn, stay, now)
+    invoice_id = await raise_invoice(conn, stay, now, policies)
     if invoice_id is None:
         return None
     if paid_fen:

@@ -277,7 +277,7 @@ async def _exit(conn: Conn, read: PlateRead, lot: _Lot, pricer: StayPricer) -> D
         await _close_priced(conn, row["session_id"], read.ts, priced or PricedStay(amount), charge.due_fen)
         if decision.command.reason is Reason.PAY_LATER and quote is not None:  # the invoice follows it
             bill = InvoicedStay(charge.session_id, read.lot_id, charge.plate, quote)
-            await invoice_session(conn, bill, charge.paid_fen, read.ts)
+            await invoice_session(conn, bill, charge.paid_fen, read.ts, money.policies)
     return decision
 
 

@@ -32,7 +32,7 @@ ON CONFLICT DO NOTHING
 RETURNING invoice_id
 """
 INSERT_BALANCE = """
-INSERT INTO invoice_balances (invoice_id, plate, lot_id, due_at) VALUES ($1, $2, $3, $4)
+INSERT INTO invoice_balances (invoice_id, plate, lot_id, due_at, invoiced_fen) VALUES ($1, $2, $3, $4, $5)
 """
 LOCK_BALANCE = """
 SELECT invoice_id, plate, lot_id, due_at, invoiced_fen, adjusted_fen, captured_fen, refunded_fen,
@@ -65,7 +65,10 @@ class LockedInvoice:
     balance: Balance
 
 
-async def lot_policy(conn: Conn, lot_id: str) -> tuple[LotMoneyPolicy, DuePolicy, ZoneInfo] | None:
+LotPolicies = tuple[LotMoneyPolicy, DuePolicy, ZoneInfo]
+
+
+async def lot_policy(conn: Conn, lot_id: str) -> LotPolicies | None:
     """Return a lot's money policy, due policy and time zone (defaults where it set none)."""
     row = await conn.fetchrow(LOT_POLICY, lot_id)
     if row is None:
@@ -123,29 +126,47 @@ async def append(conn: Conn, locked: LockedInvoice, entries: tuple[LedgerEntry, 
     return balance
 
 
-async def raise_invoice(conn: Conn, stay: PricedStay, now: datetime) -> str | None:
+async def raise_invoice(
+    conn: Conn, stay: PricedStay, now: datetime, policies: LotPolicies | None = None
+) -> str | None:
     """Raise the invoice of a priced session once; return its id (None for a free stay).
 
     Idempotent by session: raising it again, concurrently or after a crash, returns the same id
-    and appends nothing. Runs in the caller's transaction, or in one of its own.
+    and appends nothing. Runs in the caller's transaction (the gate path's: three statements), or
+    in one of its own. *policies* are the lot's, when the caller has read them already.
     """
-    policies = await lot_policy(conn, stay.lot_id)
+    policies = policies or await lot_policy(conn, stay.lot_id)
     if policies is None:
         raise LookupError(f"unknown lot {stay.lot_id!r}")
     _, due, tz = policies
     issued = issue_invoice(stay, now, due, tz)
     if issued is None:
         return None
-    invoice, entry = issued
+    if conn.is_in_transaction():
+        return await _insert_invoice(conn, *issued)
     async with conn.transaction():
-        inserted = await conn.fetchval(INSERT_INVOICE, *_invoice_row(invoice))
-        if inserted is None:
-            return str(await conn.fetchval(INVOICE_OF_SESSION, stay.session_id))
-        await conn.execute(INSERT_BALANCE, invoice.invoice_id, invoice.plate, invoice.lot_id, invoice.due_at)
-        locked = await lock_invoice(conn, invoice.invoice_id)
-        assert locked is not None  # inserted just above, in this transaction
-        await append(conn, locked, (entry,), "system")
+        return await _insert_invoice(conn, *issued)
+
+
+async def _insert_invoice(conn: Conn, invoice: Invoice, entry: LedgerEntry) -> str:
+    inserted = await conn.fetchval(INSERT_INVOICE, *_invoice_row(invoice))
+    if inserted is None:
+        return str(await conn.fetchval(INVOICE_OF_SESSION, invoice.session_id))
+    balance = Balance().with_entry(entry)  # the pure rule, on a balance nobody else can see yet
+    await conn.execute(
+        INSERT_BALANCE,
+        invoice.invoice_id,
+        invoice.plate,
+        invoice.lot_id,
+        invoice.due_at,
+        balance.invoiced_fen,
+    )
+    await conn.execute(INSERT_ENTRY, *_entry_row(entry, invoice.lot_id, "system"))
     return invoice.invoice_id
+
+
+def _entry_row(entry: LedgerEntry, lot_id: str, actor: str) -> tuple[object, ...]:
+    return (entry.invoice_id, lot_id, entry.kind.value, entry.amount_fen, entry.at, entry.reference, actor)
 
 
 def _invoice_row(invoice: Invoice) -> tuple[object, ...]:
