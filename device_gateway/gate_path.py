@@ -49,6 +49,8 @@ SELECT lot_id, capacity, free_count, occupied_count, reserved_count, unknown_cou
        status = 'closed' AS lot_closed, shared_spaces
 FROM lots WHERE lot_id = $1 AND counted_by = 'gates'
 """
+# The database refuses the data of the message itself (SQLSTATE classes 22 and 23): kept and acked.
+POISON = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 # Worth another try on the same message: the connection went away, or two writers collided.
 RETRY = (
     OSError,
@@ -144,6 +146,11 @@ class GatePath:
         while True:
             try:
                 await self.handle(conn, envelope)
+            except POISON as exc:  # the database refuses the message itself: retrying cannot help
+                self.metrics.db_errors += 1
+                log.warning("gate.refused", error=repr(exc), topic=envelope.topic[:200])
+                await self._refused(conn, envelope, exc)
+                return conn
             except RETRY as exc:
                 self.metrics.db_errors += 1
                 delay = next(delays)
@@ -160,6 +167,16 @@ class GatePath:
                     conn = new
             else:
                 return conn
+
+    async def _refused(self, conn: Conn, envelope: Envelope, exc: asyncpg.PostgresError) -> None:
+        """Keep a message the database refused (SQLSTATE class 22 or 23) for operators, and ack it."""
+        received = datetime.fromtimestamp(envelope.received_at, UTC)
+        device = envelope.topic.rsplit("/", 2)[-2] if envelope.topic.count("/") >= 2 else None
+        detail = f"refused by the database ({exc.sqlstate}): {exc}"
+        await self._reject(
+            conn, reject(envelope.topic, device, RejectReason.SCHEMA, detail, envelope.payload, received)
+        )
+        self.link.ack([envelope])
 
     async def handle(self, conn: Conn, envelope: Envelope) -> None:
         """Decode, decide or record, commit, publish what is due, then acknowledge the message."""

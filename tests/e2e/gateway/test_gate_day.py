@@ -130,6 +130,16 @@ async def test_a_day_of_closed_lots_matches_the_ground_truth(
     outcomes = Counter(v.outcome for v in truth.visits)
     assert min(outcomes[Outcome.STAYED], outcomes[Outcome.REFUSED], outcomes[Outcome.CANCELLED]) > 0
     assert truth.misreads_matched > 0
+    # misreads counted: every unsure entry read held `low_confidence` (then read again), every
+    # misread exit matched its session by tolerant matching; none referred (`no_entry_record`)
+    unsure = sum(v.unsure_entry for v in truth.visits if v.outcome is not Outcome.NOT_YET)
+    held_unsure = await db.fetchval(
+        "SELECT count(*) FROM gate_commands WHERE lane = 'entry' AND reason = 'low_confidence'"
+    )
+    assert held_unsure == unsure > 0
+    misread_exits = sum(v.misread_exit for v in truth.visits if v.outcome is Outcome.STAYED)
+    assert truth.misreads_matched == misread_exits
+    assert await db.fetchval("SELECT count(*) FROM gate_commands WHERE reason = 'no_entry_record'") == 0
     print(json.dumps(truth.to_json()))  # the day's shape, in the test log
     for lot in lots:
         inside = sum(v.outcome is Outcome.INSIDE and gates[v.lot][0] == lot for v in truth.visits)

@@ -91,7 +91,8 @@ async def test_reads_get_commands_once_acks_and_passages_are_recorded(
 async def test_an_unacked_command_is_resent_then_flagged_and_bad_messages_are_kept(
     database_url: str, app_settings: Settings, topic_prefix: str
 ) -> None:
-    """Sent at most max_sends times, then an unacked_command event; junk lands in rejected_messages."""
+    """Sent at most max_sends times, then an unacked_command event; junk (also what the database
+    refuses) lands in rejected_messages and the path goes on."""
     conn = await asyncpg.connect(database_url)
     await provision_gate_lots(conn, [LOT], 5)
     gate = connect(str(app_settings.mqtt_url))
@@ -112,6 +113,8 @@ async def test_an_unacked_command_is_resent_then_flagged_and_bad_messages_are_ke
             gate.client.publish(
                 gate_topic(topic_prefix, "nobody", "plate"), plate_read(1, now, "entry", "京B1"), qos=1
             )
+            too_long = plate_read(8, now, "entry", "豫A123456789ABCDE")  # 16: the sessions table refuses it
+            gate.client.publish(gate_topic(topic_prefix, ENTRY, "plate"), too_long, qos=1)
 
             async def flagged() -> bool:
                 n = await conn.fetchval("SELECT count(*) FROM gate_events WHERE kind = 'unacked_command'")
@@ -129,7 +132,9 @@ async def test_an_unacked_command_is_resent_then_flagged_and_bad_messages_are_ke
             assert len(sent()) == 3
             assert len({c["command_id"] for c in sent()}) == 1
             reasons = await conn.fetch("SELECT reason FROM rejected_messages ORDER BY rejected_id")
-            assert [r["reason"] for r in reasons] == ["not_json", "unknown_device"]
+            assert [r["reason"] for r in reasons] == ["not_json", "unknown_device", "schema"]
+            detail = await conn.fetchval("SELECT detail FROM rejected_messages WHERE reason = 'schema'")
+            assert "refused by the database (23514)" in detail
     finally:
         gate.close()
         await conn.close()
