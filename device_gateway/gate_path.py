@@ -189,7 +189,7 @@ class GatePath:
             await self._reject(conn, decoded)
         else:
             self.metrics.received[decoded.leaf.value] += 1
-            gate = await find_gate(conn, decoded.device_id)
+            gate = await find_gate(conn, decoded.device_id, received)
             if gate is None:
                 detail = "not a provisioned gate"
                 await self._reject(

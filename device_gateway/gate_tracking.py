@@ -13,7 +13,15 @@ from device_gateway.store import Conn
 from parking_core.gates import GateEvent, GateEventKind, Lane, Passage
 from parking_core.ids import DeviceId, LotId
 
-GATE_DEVICE = "SELECT kind, lot_id, lane FROM devices WHERE device_id = $1"
+# The gate's own messages say when it was last heard from (at most every 5 s: no write per read).
+GATE_DEVICE = """
+WITH seen AS (
+    UPDATE devices SET last_seen_at = $2::timestamptz
+    WHERE device_id = $1 AND kind = 'gate'
+      AND (last_seen_at IS NULL OR last_seen_at < $2::timestamptz - INTERVAL '5 seconds')
+)
+SELECT kind, lot_id, lane FROM devices WHERE device_id = $1
+"""
 INSERT_PASSAGE = """
 INSERT INTO gate_passages (ts, device_id, seq, lot_id, received_at, lane, plate)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -85,9 +93,9 @@ class GateDevice:
     lane: str  # entry, exit or both
 
 
-async def find_gate(conn: Conn, device_id: str) -> GateDevice | None:
-    """Return the gate *device_id*, or None if it is unknown or not a gate."""
-    row = await conn.fetchrow(GATE_DEVICE, device_id)
+async def find_gate(conn: Conn, device_id: str, seen_at: datetime) -> GateDevice | None:
+    """Return the gate *device_id* (noting when it was heard from), or None if unknown or not a gate."""
+    row = await conn.fetchrow(GATE_DEVICE, device_id, seen_at)
     if row is None or row["kind"] != "gate":
         return None
     return GateDevice(DeviceId(device_id), LotId(row["lot_id"]), row["lane"])

@@ -83,6 +83,8 @@ async def test_reads_get_commands_once_acks_and_passages_are_recorded(
             assert (held["action"], held["reason"], held["amount_fen"]) == ("hold", "payment_due", expected)
             assert str(held["display"]).startswith("豫A12340 3小时05分 ¥")
             await eventually(lambda: free_published(gate, topic_prefix, 4))
+            seen = await conn.fetchval("SELECT last_seen_at FROM devices WHERE device_id = $1", EXIT)
+            assert seen is not None  # the gate's own messages say when it was last heard from
     finally:
         gate.close()
         await conn.close()
