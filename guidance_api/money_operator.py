@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
+from billing.adapters.arrears_store import write_off_and_lift
 from billing.adapters.drivers_store import put_account
-from billing.adapters.ledger_store import WriteOff, write_off
+from billing.adapters.ledger_store import WriteOff
 from billing.adapters.reconcile_store import daily_totals
 from billing.reconcile import DayTotals, sum_totals
 from guidance_api import problem_types as pt
@@ -137,7 +138,7 @@ async def post_write_off(request: web.Request) -> web.Response:
     await check_lot_scope(request, who, lot_id)
     decision = WriteOff(invoice_id, body.amount_fen, body.reason, who.token_id or "admin")
     async with pool.acquire() as conn:
-        balance = await write_off(conn, decision, utc_now())
+        balance = await write_off_and_lift(conn, decision, utc_now())
     assert balance is not None  # the invoice exists (read above) and invoices are never deleted
     return web.json_response(
         {"invoice_id": invoice_id, "written_off_fen": balance.written_off_fen, "due_fen": balance.due_fen}

@@ -10,7 +10,7 @@ from typing import Any
 
 from asyncpg import Record
 
-from billing.adapters.ledger_store import AuditEntry, Conn, audit
+from billing.adapters.ledger_store import AuditEntry, Conn, WriteOff, audit, write_off
 from billing.arrears import (
     ArrearsPolicy,
     OpenInvoice,
@@ -20,7 +20,9 @@ from billing.arrears import (
     blacklist_reason,
     reminder_due,
 )
+from billing.ledger import Balance
 
+PLATE_OF_INVOICE = "SELECT plate FROM invoices WHERE invoice_id = $1"
 PAGE = 1000  # open invoices handled per round trip by the arrears run
 
 STANDING = """
@@ -98,6 +100,18 @@ async def lift_if_repaid(conn: Conn, plate: str, now: datetime, actor: str) -> b
             conn, now, AuditEntry(actor, "deny_list.lifted", plate, detail={"reason": "arrears repaid"})
         )
     return lifted is not None
+
+
+async def write_off_and_lift(conn: Conn, decision: WriteOff, now: datetime) -> Balance | None:
+    """Write off part or all of an invoice; a plate that then owes nothing overdue leaves the deny list."""
+    async with conn.transaction():
+        balance = await write_off(conn, decision, now)
+        if balance is not None:
+            plate = await conn.fetchval(
+                "SELECT plate FROM invoices WHERE invoice_id = $1", decision.invoice_id
+            )
+            await lift_if_repaid(conn, plate, now, decision.actor)
+    return balance
 
 
 async def list_plate(conn: Conn, plate: str, reason: str, now: datetime, actor: str) -> bool:

@@ -9,7 +9,13 @@ from typing import Any
 import asyncpg
 import pytest
 
-from billing.adapters.arrears_store import deliver_reminders, plate_standing, run_arrears
+from billing.adapters.arrears_store import (
+    deliver_reminders,
+    list_plate,
+    plate_standing,
+    run_arrears,
+    write_off_and_lift,
+)
 from billing.adapters.drivers_store import (
     account,
     bind_plate,
@@ -124,3 +130,12 @@ async def test_a_write_off_clears_arrears_with_its_reason_audited(pool: asyncpg.
         assert row is not None
         assert tuple(row) == ("op-1", "vehicle scrapped")
         assert await write_off(conn, WriteOff("inv_none", None, "x", "op-1"), later) is None
+
+
+async def test_writing_off_what_is_overdue_lifts_the_deny_listing(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        invoice_id, _ = await invoice(conn, await make_lot(conn), "豫A77778")
+        later = ENTRY + 30 * DAY
+        assert await list_plate(conn, "豫A77778", "test", later, "test")
+        await write_off_and_lift(conn, WriteOff(invoice_id, None, "hardship", "op-2"), later)
+        assert not (await plate_standing(conn, "豫A77778", later)).blacklisted
