@@ -23,6 +23,8 @@ class LineKind(StrEnum):
     BAND_CAP = "band_cap"  # reduction by a band occurrence's max_fee_fen (negative)
     DAILY_CAP = "daily_cap"  # reduction by the daily max fee (negative)
     SESSION_CAP = "session_cap"  # reduction by the session max fee (negative)
+    RESERVATION_FEE = "reservation_fee"  # a kept, late-cancelled or missed reservation (reservation_fees.py)
+    NO_SHOW_FEE = "no_show_fee"  # a reservation nobody arrived for
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
-from billing.tariff import Tariff
+from billing.quotes import LineKind, Quote, QuoteLine, TimedCharge
+from billing.tariff import Tariff, VehicleClass, require_aware
 from parking_core.reservations import HoldStatus
 
 
@@ -43,3 +45,30 @@ def reservation_fees(
             (FeeKind.NO_SHOW, tariff.no_show_fee_fen),
         ]
     return [FeeLine(kind, amount) for kind, amount in kinds if amount > 0]
+
+
+LINE_KINDS = {FeeKind.RESERVATION: LineKind.RESERVATION_FEE, FeeKind.NO_SHOW: LineKind.NO_SHOW_FEE}
+
+
+def fee_quote(tariff: Tariff, lines: list[FeeLine], made_at: datetime, ended_at: datetime) -> Quote:
+    """Return the fees of one reservation as a quote, the shape an invoice is raised from.
+
+    The "stay" runs from when the hold was made to when it ended; every fee falls due at its end.
+    """
+    require_aware("made_at", made_at)
+    require_aware("ended_at", ended_at)
+    quote_lines = tuple(
+        QuoteLine(LINE_KINDS[line.kind], line.amount_fen, start=made_at, end=ended_at) for line in lines
+    )
+    total = sum(line.amount_fen for line in lines)
+    charges = (TimedCharge(ended_at, total),) if total else ()
+    return Quote(
+        total,
+        quote_lines,
+        charges,
+        tariff.tariff_id,
+        tariff.version,
+        VehicleClass.SMALL_CAR,  # fees are the same for every class
+        made_at,
+        max(made_at, ended_at),
+    )

@@ -15,7 +15,9 @@ import structlog
 from aiohttp import web
 
 from billing import Tariff, parse_tariff, select_tariff_version
-from billing.reservation_fees import reservation_fees
+from billing.adapters.ledger_store import raise_invoice
+from billing.invoices import PricedStay
+from billing.reservation_fees import fee_quote, reservation_fees
 from billing.tariff import day_type_of
 from guidance_api.context import CLOCK, DB_POOL
 from parking_core.adapters.closures_store import apply_schedules
@@ -26,6 +28,11 @@ from parking_core.sharing import SharingRule, shared_spaces_at
 
 log = structlog.get_logger("guidance_api")
 SWEEP_INTERVAL_S = 2.0  # no-shows are released within about this long after their deadline
+UNPRICED = """
+SELECT reservation_id, lot_id, plate, status, late_cancellation, tariff_id, tariff_version, created_at,
+       ended_at
+FROM reservations WHERE reservation_id = $1 AND fees_charged_at IS NULL FOR UPDATE
+"""
 INSERT_CHARGE = """
 INSERT INTO reservation_charges (reservation_id, lot_id, plate, kind, amount_fen, tariff_id, tariff_version,
                                  charged_at)
@@ -81,42 +88,57 @@ async def tariff_version(conn: Connection, tariff_id: str, version: int) -> Tari
 
 
 async def charge_fees(conn: Connection, now: datetime, limit: int = 500) -> int:
-    """Price the fees of ended reservations (the version in force when each was made); return how many."""
-    rows = await conn.fetch(
-        "SELECT reservation_id, lot_id, plate, status, late_cancellation, tariff_id, tariff_version"
-        " FROM reservations WHERE status <> 'held' AND fees_charged_at IS NULL ORDER BY ended_at LIMIT $1",
+    """Price and invoice the fees of ended reservations (the tariff version in force when each was
+    made); return how many were priced.
+    """
+    ids = await conn.fetch(
+        "SELECT reservation_id FROM reservations WHERE status <> 'held' AND fees_charged_at IS NULL"
+        " ORDER BY ended_at LIMIT $1",
         limit,
     )
-    for row in rows:
-        tariff = None
-        if row["tariff_id"] is not None and row["tariff_version"] is not None:
-            tariff = await tariff_version(conn, row["tariff_id"], row["tariff_version"])
-        lines = (
-            []
-            if tariff is None
-            else reservation_fees(
-                tariff, HoldStatus(row["status"]), late_cancellation=row["late_cancellation"]
-            )
-        )
+    priced = 0
+    for found in ids:
         async with conn.transaction():
-            for line in lines:
-                await conn.execute(
-                    INSERT_CHARGE,
-                    row["reservation_id"],
-                    row["lot_id"],
-                    row["plate"],
-                    line.kind.value,
-                    line.amount_fen,
-                    row["tariff_id"],
-                    row["tariff_version"],
-                    now,
-                )
-            await conn.execute(
-                "UPDATE reservations SET fees_charged_at = $2 WHERE reservation_id = $1",
-                row["reservation_id"],
-                now,
-            )
-    return len(rows)
+            row = await conn.fetchrow(UNPRICED, found["reservation_id"])
+            if row is not None:  # another sweeper may have priced it meanwhile
+                await _price(conn, row, now)
+                priced += 1
+    return priced
+
+
+async def _price(conn: Connection, row: Any, now: datetime) -> None:
+    """Charge one ended reservation's fees, invoice them through the money ledger, mark it priced."""
+    tariff = None
+    if row["tariff_id"] is not None and row["tariff_version"] is not None:
+        tariff = await tariff_version(conn, row["tariff_id"], row["tariff_version"])
+    lines = []
+    if tariff is not None:
+        late = row["late_cancellation"]
+        lines = reservation_fees(tariff, HoldStatus(row["status"]), late_cancellation=late)
+    for line in lines:
+        await conn.execute(
+            INSERT_CHARGE,
+            row["reservation_id"],
+            row["lot_id"],
+            row["plate"],
+            line.kind.value,
+            line.amount_fen,
+            row["tariff_id"],
+            row["tariff_version"],
+            now,
+        )
+    if tariff is not None and lines:
+        quote = fee_quote(tariff, lines, row["created_at"], row["ended_at"])
+        stay = PricedStay(row["reservation_id"], row["lot_id"], row["plate"], quote)
+        invoice_id = await raise_invoice(conn, stay, now)  # not a session id: no session follows it
+        await conn.execute(
+            "UPDATE reservation_charges SET invoice_id = $2 WHERE reservation_id = $1 AND invoice_id IS NULL",
+            row["reservation_id"],
+            invoice_id,
+        )
+    await conn.execute(
+        "UPDATE reservations SET fees_charged_at = $2 WHERE reservation_id = $1", row["reservation_id"], now
+    )
 
 
 async def refresh_sharing(conn: Connection, now: datetime, lot_id: str | None = None) -> list[str]:

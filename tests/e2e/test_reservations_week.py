@@ -260,4 +260,10 @@ async def test_a_week_of_reservations_and_night_sharing(
         else:
             assert fees == []
     assert any(r["moved_from"] for r in rows)
+    unbilled = await conn.fetchval(
+        "SELECT count(*) FROM (SELECT reservation_id, sum(amount_fen) AS fees FROM reservation_charges"
+        " GROUP BY reservation_id) c LEFT JOIN invoices i ON i.session_id = c.reservation_id"
+        " WHERE i.amount_fen IS DISTINCT FROM c.fees"
+    )
+    assert unbilled == 0  # every reservation's fees invoiced once, to the fen
     assert 0 < shared_hours < 336

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -143,6 +144,22 @@ async def test_no_shows_are_released_and_charged_by_the_sweep(
         {"kind": "no_show", "amount_fen": 1000},
     ]
     assert (await lot(api, "res-b"))["free"] == 2
+    invoice = await pool.fetchrow(
+        "SELECT invoice_id, amount_fen, lines FROM invoices WHERE session_id = $1", made["reservation_id"]
+    )
+    assert invoice is not None
+    assert invoice["amount_fen"] == 1200
+    assert [line["kind"] for line in json.loads(invoice["lines"])] == ["reservation_fee", "no_show_fee"]
+    linked = await pool.fetch(
+        "SELECT DISTINCT invoice_id FROM reservation_charges WHERE reservation_id = $1",
+        made["reservation_id"],
+    )
+    assert [r["invoice_id"] for r in linked] == [invoice["invoice_id"]]
+    owed = await pool.fetchval(
+        "SELECT sum(amount_fen) FROM ledger_entries WHERE invoice_id = $1 AND kind = 'invoiced'",
+        invoice["invoice_id"],
+    )
+    assert owed == 1200
     with pytest.raises(asyncpg.RestrictViolationError):
         await pool.execute(
             "UPDATE reservation_charges SET amount_fen = 1 WHERE reservation_id = $1", made["reservation_id"]

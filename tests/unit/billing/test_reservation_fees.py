@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from billing import TariffValidationError, describe_tariff, parse_tariff, tariff_to_json
 from billing.examples import example_tariff_documents
-from billing.reservation_fees import FeeKind, FeeLine, reservation_fees
+from billing.quotes import LineKind
+from billing.reservation_fees import FeeKind, FeeLine, fee_quote, reservation_fees
 from parking_core.reservations import HoldStatus
 
 GOOD = example_tariff_documents()["zz-zone1-underground"]
@@ -56,3 +58,16 @@ def test_fees_are_described() -> None:
     text = describe_tariff(parse_tariff(with_fees(reservation_fee_fen=200, no_show_fee_fen=1005)))
     assert "预约费2元" in text["zh"]
     assert "¥10.05 more" in text["en"]
+
+
+def test_fees_become_a_quote_an_invoice_is_raised_from() -> None:
+    """The quote's amount is the sum of the fee lines, due at the hold's end; no fees, no charge."""
+    tariff = parse_tariff(with_fees(reservation_fee_fen=199, no_show_fee_fen=1001))
+    made = datetime(2026, 11, 23, 8, tzinfo=UTC)
+    ended = made + timedelta(hours=1)
+    quote = fee_quote(tariff, reservation_fees(tariff, HoldStatus.NO_SHOW), made, ended)
+    assert quote.amount_fen == 1200
+    assert [line.kind for line in quote.lines] == [LineKind.RESERVATION_FEE, LineKind.NO_SHOW_FEE]
+    assert [(c.at, c.amount_fen) for c in quote.charges] == [(ended, 1200)]
+    assert (quote.entry, quote.exit, quote.tariff_id) == (made, ended, tariff.tariff_id)
+    assert fee_quote(tariff, [], made, ended).charges == ()
