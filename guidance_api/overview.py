@@ -27,7 +27,7 @@ ORDER BY district_id
 LOTS = f"""
 SELECT l.lot_id, l.district_id, l.capacity, l.status AS lot_status, l.free_count, l.occupied_count,
        l.reserved_count,
-       l.unknown_count, l.closed_count, l.counts_updated_at
+       l.unknown_count, l.closed_count, l.counts_updated_at, l.shared_spaces
 FROM lots l WHERE {SCOPE_FILTER}
 """
 DEVICES = f"""
@@ -54,6 +54,8 @@ ROLLUP_SCHEMA: dict[str, Any] = {
                 "devices_online",
                 "devices_offline",
                 "devices_unknown",
+                "shared_lots",
+                "shared_spaces",
             )
         },
         "occupancy_percent": {"type": ["number", "null"], "description": "100 × occupied / capacity"},
@@ -97,6 +99,8 @@ class Rollup:
     closed: int = 0
     closed_lots: int = 0
     unknown_lots: int = 0
+    shared_lots: int = 0  # private lots shared with the public (错时停车)
+    shared_spaces: int = 0  # what sharing adds to the public's spaces right now (their quotas)
     devices: dict[str, int] = field(default_factory=lambda: {"online": 0, "offline": 0, "unknown": 0})
     updates: list[datetime] = field(default_factory=list)
 
@@ -112,6 +116,9 @@ class Rollup:
         self.closed += row["closed_count"]
         self.closed_lots += status == "closed"
         self.unknown_lots += status == "unknown"
+        if row["shared_spaces"] is not None:
+            self.shared_lots += 1
+            self.shared_spaces += row["shared_spaces"]
         if row["counts_updated_at"] is not None:
             self.updates.append(row["counts_updated_at"])
 
@@ -122,6 +129,8 @@ class Rollup:
                 setattr(self, name, getattr(self, name) + getattr(other, name))
             self.closed_lots += other.closed_lots
             self.unknown_lots += other.unknown_lots
+            self.shared_lots += other.shared_lots
+            self.shared_spaces += other.shared_spaces
             for status, count in other.devices.items():
                 self.devices[status] += count
             self.updates.extend(other.updates)
@@ -143,6 +152,8 @@ class Rollup:
             "devices_online": self.devices["online"],
             "devices_offline": self.devices["offline"],
             "devices_unknown": self.devices["unknown"],
+            "shared_lots": self.shared_lots,
+            "shared_spaces": self.shared_spaces,
             "oldest_update_at": min(self.updates).isoformat() if self.updates else None,
             "newest_update_at": max(self.updates).isoformat() if self.updates else None,
         }
@@ -161,7 +172,9 @@ class Rollup:
 async def get_overview(request: web.Request) -> web.Response:
     """Live counts, lot statuses and device health per district in the token's scope, and their total.
     A lot-scoped token sees its lots' districts, counted over its own lots only. A lot counts as
-    `unknown_lots` when more than half its spots are unknown. Arrears are not here yet (billing).
+    `unknown_lots` when more than half its spots are unknown. `shared_lots` and `shared_spaces`: the
+    private lots shared with the public and how many spaces their windows add right now. Arrears are
+    not here yet (billing).
     """
     who = await principal(request)
     require_operator(who)

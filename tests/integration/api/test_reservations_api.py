@@ -253,6 +253,8 @@ async def test_a_shared_lot_is_public_only_in_its_windows(
     assert (state["status"], state["free"], state["capacity"]) == ("open", 2, 2)
     near = await (await api.get(f"/v1/vacancies?lat={LAT}&lon={LON}&radius_m=5000")).json()
     assert next(i for i in near["items"] if i["lot_id"] == "res-d")["free"] == 2
+    overview = await (await api.get("/v1/operator/overview", headers=owner)).json()
+    assert (overview["city"]["shared_lots"], overview["city"]["shared_spaces"]) == (1, 2)
     windows = await (
         await api.get(
             "/v1/lots/res-d/sharing/windows?from=2025-10-01T00:00:00%2B08:00&to=2025-10-02T00:00:00%2B08:00"
