@@ -27,7 +27,7 @@ from parking_core.adapters.closures_store import (
     reopen_closure,
 )
 from parking_core.adapters.lot_changes import record_lot_change
-from parking_core.sharing import windows_between
+from parking_core.sharing import owner_split, windows_between
 
 routes = Routes()
 LOT = Param("lot_id", "path", ID_SCHEMA)
@@ -282,3 +282,80 @@ async def get_windows(request: web.Request) -> web.Response:
     )
     items = [{"start": w.start.isoformat(), "end": w.end.isoformat(), "spaces": w.spaces} for w in windows]
     return web.json_response({"lot_id": lot_id, "items": items})
+
+
+# Stays of the public (not members) that began inside the shared windows given as two arrays of
+# bounds (disjoint, so no stay counts twice), and the reservation fees charged at the lot meanwhile.
+SHARED_REVENUE = """
+SELECT (SELECT count(*) FROM sessions s, unnest($2::timestamptz[], $3::timestamptz[]) w(a, b)
+        WHERE s.lot_id = $1 AND s.amount_fen IS NOT NULL AND s.started_at >= w.a AND s.started_at < w.b
+          AND NOT coalesce(s.plate = ANY($4::text[]), false)) AS stays,
+       (SELECT coalesce(sum(s.amount_fen), 0) FROM sessions s,
+               unnest($2::timestamptz[], $3::timestamptz[]) w(a, b)
+        WHERE s.lot_id = $1 AND s.amount_fen IS NOT NULL AND s.started_at >= w.a AND s.started_at < w.b
+          AND NOT coalesce(s.plate = ANY($4::text[]), false))::bigint AS stays_fen,
+       (SELECT coalesce(sum(amount_fen), 0) FROM reservation_charges
+        WHERE lot_id = $1 AND charged_at >= $5 AND charged_at < $6)::bigint AS reservation_fees_fen
+"""
+MAX_REVENUE_SPAN = timedelta(days=92)
+
+
+@routes.add(
+    RouteDoc(
+        "GET",
+        "/v1/operator/lots/{lot_id}/sharing/revenue",
+        "What a shared lot earned for its owner",
+        "spaces",
+        "operator",
+        (
+            LOT,
+            Param("from", schema={"type": "string", "format": "date-time"}, required=True),
+            Param("to", schema={"type": "string", "format": "date-time"}, required=True),
+        ),
+    )
+)
+async def get_revenue(request: web.Request) -> web.Response:
+    """The public's priced stays that began inside the sharing windows of [from, to) (at most 92
+    days; members' stays excluded) and the reservation fees charged at the lot, in fen, split by the
+    owner's configured share (half a fen rounds to the owner; the parts add up to the total).
+    """
+    _, lot_id = await _operator_of_lot(request)
+    now = request.app[CLOCK]()
+    start = time_param(request, "from", now)
+    end = time_param(request, "to", now)
+    if not start < end <= start + MAX_REVENUE_SPAN:
+        raise bad_param("to", "must be after from, at most 92 days later")
+    pool = request.app[DB_POOL]
+    row = await pool.fetchrow(
+        "SELECT s.owner_name, s.owner_share_percent, s.rules, s.members, l.tariff_id, l.time_zone"
+        " FROM lot_sharing s JOIN lots l USING (lot_id) WHERE lot_id = $1",
+        lot_id,
+    )
+    if row is None:
+        raise ProblemError(pt.NOT_SHARED, f"lot {lot_id!r} publishes no sharing windows")
+    async with pool.acquire() as conn:
+        tariff = await tariff_in_force(conn, row["tariff_id"], start)
+        day_type = week_day_type if tariff is None else (lambda day: tariff.day_type(day).value)
+        rules = rules_of(json.loads(row["rules"]))
+        windows = windows_between(rules, start, end, ZoneInfo(row["time_zone"]), day_type)
+        bounds = ([w.start for w in windows], [w.end for w in windows])
+        sums = await conn.fetchrow(SHARED_REVENUE, lot_id, *bounds, list(row["members"]), start, end)
+    assert sums is not None
+    total = sums["stays_fen"] + sums["reservation_fees_fen"]
+    owner, operator = owner_split(total, row["owner_share_percent"])
+    return web.json_response(
+        {
+            "lot_id": lot_id,
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "owner_name": row["owner_name"],
+            "owner_share_percent": row["owner_share_percent"],
+            "shared_hours": round(sum((w.end - w.start).total_seconds() for w in windows) / 3600, 2),
+            "stays": sums["stays"],
+            "stays_fen": sums["stays_fen"],
+            "reservation_fees_fen": sums["reservation_fees_fen"],
+            "total_fen": total,
+            "owner_share_fen": owner,
+            "operator_share_fen": operator,
+        }
+    )

@@ -164,3 +164,13 @@ def overstay_fee(window_end: datetime, left_at: datetime, unit: timedelta, unit_
 def reminder_due(window_end: datetime, now: datetime, before: timedelta) -> bool:
     """Tell whether a driver parked until *window_end* is now to be reminded to leave."""
     return window_end - before <= now < window_end
+
+
+def owner_split(total_fen: int, owner_share_percent: int) -> tuple[int, int]:
+    """Return (owner's, operator's) part of *total_fen*: the owner's share rounded half up to a
+    fen, the operator keeps the rest, so the parts always add up to the total.
+    """
+    if total_fen < 0 or not 0 <= owner_share_percent <= 100:
+        raise ValueError("a split needs a non-negative total and a share of 0-100 %")
+    owner = (total_fen * owner_share_percent * 2 + 100) // 200
+    return owner, total_fen - owner

@@ -15,6 +15,7 @@ from parking_core.sharing import (
     SharingRule,
     may_enter_shared_lot,
     overstay_fee,
+    owner_split,
     public_counts,
     reminder_due,
     shared_spaces_at,
@@ -142,3 +143,18 @@ def test_windows_over_a_week_match_a_minute_by_minute_evaluation(
     assert shared_spaces_at(rule_list, probe, SHANGHAI, CALENDAR.day_type) == minute_by_minute(
         rule_list, probe
     )
+
+
+@given(total=st.integers(0, 10**9), percent=st.integers(0, 100))
+def test_the_owners_split_adds_up_to_the_fen(total: int, percent: int) -> None:
+    """Owner and operator parts add up to the total exactly; the owner's part is within half a fen."""
+    owner, operator = owner_split(total, percent)
+    assert owner + operator == total
+    assert 0 <= owner <= total
+    assert abs(owner * 100 - total * percent) <= 50
+
+
+def test_split_examples() -> None:
+    """60 % of ¥10.05 is ¥6.03; 50 % of 1 fen rounds half up to the owner."""
+    assert owner_split(1005, 60) == (603, 402)
+    assert owner_split(1, 50) == (1, 0)

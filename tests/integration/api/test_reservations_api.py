@@ -302,3 +302,37 @@ async def test_an_attendant_finds_another_plate_in_a_held_bay(api: Client, db: a
     assert (now["spot_id"], now["moved_from"]) == ("res-f-1", [held["spot_id"]])
     near = await (await api.get(f"/v1/vacancies?lat={LAT}&lon={LON}", headers=driver)).json()
     assert near["reservations"][0]["spot_id"] == "res-f-1"
+
+
+async def test_owner_revenue_counts_the_publics_stays_in_the_windows(
+    api: Client, db: asyncpg.Connection
+) -> None:
+    """Monday: a public stay at 20:00 counts, a member's at 21:00 and a public one at noon do not;
+    60 % of it is the owner's, to the fen."""
+    await setup_lot(api, db, "res-g", spots=3)
+    owner = await token(api, role="operator", lot_ids=["res-g"])
+    rules = [{"rule_id": "nights", "day_types": ["weekday"], "start": "19:00", "end": "08:00", "spaces": 2}]
+    body = {"owner_name": "写字楼", "owner_share_percent": 60, "rules": rules, "members": ["豫A88888"]}
+    assert (await api.put("/v1/operator/lots/res-g/sharing", json=body, headers=owner)).status == 200
+    monday = datetime(2025, 3, 3, tzinfo=UTC) - timedelta(hours=8)  # 00:00 in Shanghai
+    stays = [("豫B10001", 20, 1005), ("豫A88888", 21, 500), ("豫B10002", 12, 700)]
+    for plate, hour, amount in stays:
+        await db.execute(
+            "INSERT INTO sessions (session_id, lot_id, kind, state, plate, started_at, ended_at, amount_fen,"
+            " closed_by) VALUES (gen_random_uuid(), 'res-g', 'gate', 'priced', $1, $2, $3, $4, 'exit')",
+            plate,
+            monday + timedelta(hours=hour),
+            monday + timedelta(hours=hour + 1),
+            amount,
+        )
+    period = "from=2025-03-03T00:00:00%2B08:00&to=2025-03-04T00:00:00%2B08:00"
+    resp = await api.get(f"/v1/operator/lots/res-g/sharing/revenue?{period}", headers=owner)
+    assert resp.status == 200, await resp.text()
+    got = await resp.json()
+    assert (got["stays"], got["stays_fen"], got["total_fen"]) == (1, 1005, 1005)
+    assert (got["owner_share_fen"], got["operator_share_fen"], got["shared_hours"]) == (603, 402, 5.0)
+    long = await api.get(
+        "/v1/operator/lots/res-g/sharing/revenue?from=2025-01-01T00:00:00Z&to=2025-12-01T00:00:00Z",
+        headers=owner,
+    )
+    assert (long.status, (await long.json())["errors"][0]["field"]) == (400, "to")
