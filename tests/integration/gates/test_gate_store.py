@@ -132,3 +132,22 @@ async def test_passage_without_read_is_tailgating(database_url: str) -> None:
         assert await conn.fetchval("SELECT count(*) FROM gate_events WHERE kind = 'tailgating'") == 1
     finally:
         await conn.close()
+
+
+async def test_a_gate_lot_has_an_occupancy_history(database_url: str) -> None:
+    """Each change of a gate-counted lot's counts writes a lot_occupancy sample equal to the counts."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(WIPE)
+        await conn.execute("DELETE FROM lot_occupancy WHERE lot_id = $1", LOTS[0])
+        entry = PlateRead(gate_device(LOTS[0], Lane.ENTRY), LOTS[0], 40, T0, Lane.ENTRY, "豫A54321")
+        await decide_read(conn, entry, "blue", T0, StayPricer())
+        later = T0 + timedelta(minutes=10)  # within the free minutes: the exit opens
+        leaving = PlateRead(gate_device(LOTS[0], Lane.EXIT), LOTS[0], 41, later, Lane.EXIT, "豫A54321")
+        await decide_read(conn, leaving, "blue", later, StayPricer())
+        samples = await conn.fetch(
+            "SELECT free, occupied FROM lot_occupancy WHERE lot_id = $1 ORDER BY ts", LOTS[0]
+        )
+        assert [(s["free"], s["occupied"]) for s in samples] == [(CAPACITY - 1, 1), (CAPACITY, 0)]
+    finally:
+        await conn.close()
