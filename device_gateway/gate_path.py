@@ -35,7 +35,7 @@ from device_gateway.results import LotRow
 from device_gateway.store import Conn
 from device_gateway.writer import Backoff
 from parking_core.errors import SessionAlreadyOpenError
-from parking_core.gates import GateEvent, Lane, Passage, PlateRead
+from parking_core.gates import GATE_COMMANDS_CHANNEL, GateEvent, Lane, Passage, PlateRead
 from parking_core.topics import Leaf, gate_topic
 
 log = structlog.get_logger("device_gateway.gates")
@@ -343,12 +343,31 @@ class GatePath:
             )
 
     async def _sweep_loop(self) -> None:
-        while not self.stop.is_set():
-            try:
-                await self.sweep(datetime.now(UTC))
-            except Exception:
-                log.exception("task.failed", task="gate-sweeps")
-            await self._pause(self.settings.gateway_gate_sweep_interval_s)
+        """Sweep every interval, and at once when the API queues a command (a manual release)."""
+        woken = asyncio.Event()
+        listener = await self._connect()
+        if listener is None:
+            return
+        try:
+            await listener.add_listener(GATE_COMMANDS_CHANNEL, lambda *_: woken.set())
+            while not self.stop.is_set():
+                woken.clear()
+                try:
+                    await self.sweep(datetime.now(UTC))
+                except Exception:
+                    log.exception("task.failed", task="gate-sweeps")
+                with contextlib.suppress(TimeoutError):
+                    waits = {asyncio.ensure_future(woken.wait()), asyncio.ensure_future(self.stop.wait())}
+                    try:
+                        await asyncio.wait_for(
+                            asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED),
+                            self.settings.gateway_gate_sweep_interval_s,
+                        )
+                    finally:
+                        for waiter in waits:
+                            waiter.cancel()
+        finally:
+            await listener.close()
 
     async def sweep(self, now: datetime) -> None:
         """Expire missing passages, re-send or flag unacked commands, price stays ended elsewhere."""

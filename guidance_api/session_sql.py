@@ -12,7 +12,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from guidance_api import problem_types as pt
 from guidance_api.problems import ProblemError
-from parking_core.gates import Reason, display_text
+from parking_core.gates import GATE_COMMANDS_CHANNEL, Reason, display_text
 
 GATE = "SELECT lot_id, lane FROM devices WHERE device_id = $1 AND kind = 'gate'"
 INSIDE_OF_PLATE = """
@@ -37,6 +37,7 @@ INSERT INTO gate_commands (command_id, device_id, lot_id, lane, ts, action, reas
                            display, session_id, sends, last_sent_at)
 VALUES ($1, $2, $3, $4, $5, 'open', 'manual', $6, 0, $7, $8, 0, '-infinity')
 """
+NOTIFY_GATEWAY = "SELECT pg_notify($1, $2)"
 MANUAL_EVENT = """
 INSERT INTO gate_events (ts, kind, device_id, lot_id, plate, session_id, command_id, detail)
 VALUES ($1, 'manual_release', $2, $3, $4, $5, $6, $7::jsonb)
@@ -90,6 +91,7 @@ async def release_gate(conn: Conn, lot_id: str, gate_lane: str, r: Release) -> d
             MANUAL_COMMAND, command_id, r.device_id, lot_id, lane, r.at, r.plate, display, session_id
         )
         await conn.execute(MANUAL_EVENT, r.at, r.device_id, lot_id, r.plate, session_id, command_id, detail)
+        await conn.execute(NOTIFY_GATEWAY, GATE_COMMANDS_CHANNEL, r.device_id)  # delivered at commit
     return {
         "command_id": str(command_id),
         "device_id": r.device_id,

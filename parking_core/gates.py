@@ -50,6 +50,9 @@ class NoEntryPolicy(StrEnum):
     REFER = "refer"  # hold and ask staff (the default: nobody is charged on a guess)
 
 
+# PostgreSQL NOTIFY channel: a command queued outside the gateway (a manual release through the API)
+# wakes the gateway's sweep, which sends it at once.
+GATE_COMMANDS_CHANNEL = "gate_commands"
 # A camera read below this confidence is not trusted at entry unless the lot says otherwise.
 DEFAULT_MIN_CONFIDENCE = 0.8
 # A car is through the barrier within seconds; two minutes covers a driver who stalls.

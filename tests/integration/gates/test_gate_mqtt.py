@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from billing import VehicleClass, load_example_tariffs, price_stay
+from guidance_api.session_sql import Release, gate_lot, release_gate
 from parking_core.adapters.settings import Settings
 from parking_core.gates import Lane
 from parking_core.ids import LotId
@@ -137,6 +138,33 @@ async def test_an_unacked_command_is_resent_then_flagged_and_bad_messages_are_ke
             assert [r["reason"] for r in reasons] == ["not_json", "unknown_device", "schema"]
             detail = await conn.fetchval("SELECT detail FROM rejected_messages WHERE reason = 'schema'")
             assert "refused by the database (23514)" in detail
+    finally:
+        gate.close()
+        await conn.close()
+
+
+async def test_a_manual_release_is_sent_at_once_not_at_the_next_sweep(
+    database_url: str, app_settings: Settings, topic_prefix: str
+) -> None:
+    """The API's NOTIFY wakes the gateway's sweep: with an hour between sweeps the command still goes."""
+    conn = await asyncpg.connect(database_url)
+    await provision_gate_lots(conn, [LOT], 5)
+    gate = connect(str(app_settings.mqtt_url))
+    gate.client.subscribe(f"{topic_prefix}/gates/+/command", qos=1)
+    settings = gateway_settings(app_settings, gateway_gate_sweep_interval_s=3600.0)
+    try:
+        async with running_gateway(settings):
+            lot_id, lane = await gate_lot(conn, EXIT)
+            for plate in ("豫M00001", "豫M00002"):  # the second surely after the start-up sweep
+                release = Release(EXIT, "栏杆抬不起来", plate, "test-operator", datetime.now(UTC))
+                queued = await release_gate(conn, lot_id, lane, release)
+
+                async def sent(command_id: str = str(queued["command_id"])) -> bool:
+                    return any(c["command_id"] == command_id for c in commands(gate, EXIT))
+
+                await eventually(sent)
+            command = next(c for c in commands(gate, EXIT) if c["command_id"] == queued["command_id"])
+            assert (command["action"], command["reason"], command["plate"]) == ("open", "manual", "豫M00002")
     finally:
         gate.close()
         await conn.close()
