@@ -63,7 +63,7 @@ async def report_plate_in_spot(
         if verdict is SensorVerdict.ARRIVED:
             return await end_hold(conn, held, HoldStatus.ARRIVED, now, ArrivalEvidence.SENSOR)
         taken = held["spot_id"]
-        await release_held_spot(conn, taken, now, ChangeCause.RESERVATION)
+        await release_held_spot(conn, taken, now, ChangeCause.RESERVATION, plate)  # its stay begins
         other = await conn.fetchval(FIRST_FREE_SPOT, held["lot_id"], None, held["zone_id"])
         if other is not None:
             await write_spot_change(conn, reserve_change(other, held["lot_id"], now))

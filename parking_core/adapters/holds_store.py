@@ -48,6 +48,14 @@ RESERVATION_COLUMNS = """
 reservation_id, lot_id, spot_id, zone_id, plate, token_id, status, arrival_from, arrival_to, deadline,
 created_at, ended_at, evidence, session_id, moved_from, late_cancellation, tariff_id, tariff_version
 """
+# The bay session of a spot released occupied; a conflict (the spot or the plate already has a
+# session inside) leaves the existing one alone.
+OPEN_BAY_SESSION = """
+INSERT INTO sessions (session_id, lot_id, kind, state, spot_id, plate, started_at)
+VALUES (gen_random_uuid(), $1, 'bay', 'open', $2, $3, $4)
+ON CONFLICT DO NOTHING
+RETURNING session_id::text
+"""
 COUNT_COLUMNS = {status: f"{status.value}_count" for status in SpotStatus}
 
 
@@ -142,11 +150,18 @@ def reserve_change(spot_id: str, lot_id: str, now: datetime) -> SpotStatusChange
     )
 
 
-async def release_held_spot(conn: Connection, spot_id: str, now: datetime, cause: ChangeCause) -> SpotStatus:
-    """Give a held or closed spot back to its sensor (parking_core.occupancy.release_spot)."""
+async def release_held_spot(
+    conn: Connection, spot_id: str, now: datetime, cause: ChangeCause, plate: str | None = None
+) -> str | None:
+    """Give a held or closed spot back to its sensor (parking_core.occupancy.release_spot).
+
+    A spot that comes back occupied gets its bay session, as a reading turning it occupied would
+    (device_gateway.store's OPEN_BAY_SESSIONS): from the reading's time, with *plate* when known.
+    Returns that session's id, if one opened.
+    """
     row = await conn.fetchrow(SPOT_FOR_RELEASE, spot_id)
     if row is None:
-        return SpotStatus.UNKNOWN
+        return None
     key = (
         None
         if row["last_reading_ts"] is None
@@ -158,7 +173,11 @@ async def release_held_spot(conn: Connection, spot_id: str, now: datetime, cause
     after, events = release_spot(spot, now, sensor_online=row["sensor_online"], cause=cause)
     for event in events:
         await write_spot_change(conn, event)
-    return after.status
+    if not events or after.status is not SpotStatus.OCCUPIED:
+        return None
+    started = min(row["last_reading_ts"] or now, now)
+    opened: str | None = await conn.fetchval(OPEN_BAY_SESSION, row["lot_id"], spot_id, plate, started)
+    return opened
 
 
 async def _tariff_version(conn: Connection, tariff_id: str | None, now: datetime) -> int | None:
@@ -275,7 +294,9 @@ async def end_hold(  # noqa: PLR0913 - how a hold ends has this many parts
         "SELECT counted_by = 'gates' FROM lots WHERE lot_id = $1", held["lot_id"]
     )
     if held["spot_id"] is not None:
-        await release_held_spot(conn, held["spot_id"], now, ChangeCause.RESERVATION)
+        plate = held["plate"] if status is HoldStatus.ARRIVED else None  # the holder is in the bay
+        opened = await release_held_spot(conn, held["spot_id"], now, ChangeCause.RESERVATION, plate)
+        session_id = session_id or opened
     elif not gate_counted:
         back = SpotStatus.OCCUPIED if status is HoldStatus.ARRIVED else SpotStatus.FREE
         await move_count(conn, held["lot_id"], SpotStatus.RESERVED, back, now)

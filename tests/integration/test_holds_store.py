@@ -163,6 +163,12 @@ async def test_arrivals_by_gate_and_by_sensor(pool: asyncpg.Pool) -> None:
         assert [(r["reservation_id"], r["evidence"]) for r in found] == [(bay["reservation_id"], "sensor")]
         status = await conn.fetchval("SELECT status FROM spots WHERE spot_id = $1", bay["spot_id"])
         assert status == "occupied"
+        session = await conn.fetchrow(
+            "SELECT kind, state, plate, started_at FROM sessions WHERE session_id::text = $1",
+            found[0]["session_id"],
+        )
+        assert session is not None  # the arrival's stay is a bay session of the held plate, billed as usual
+        assert tuple(session) == ("bay", "open", bay["plate"], T0 + timedelta(minutes=35))
 
 
 async def test_a_held_spot_taken_by_another_plate_moves_the_hold(pool: asyncpg.Pool) -> None:
@@ -180,6 +186,10 @@ async def test_a_held_spot_taken_by_another_plate_moves_the_hold(pool: asyncpg.P
         assert moved["moved_from"] == [first]
         assert moved["spot_id"] != first
         assert await counts(pool, "taken") == (0, 1, 1)
+        intruder = await conn.fetchval(
+            "SELECT plate FROM sessions WHERE spot_id = $1 AND state = 'open'", first
+        )
+        assert intruder == "豫B00001"
         await conn.execute("UPDATE spots SET occupied = true WHERE spot_id = $1", moved["spot_id"])
         ended = await report_plate_in_spot(
             conn, held["reservation_id"], "豫B00002", T0 + timedelta(minutes=6)
