@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date, datetime
 from typing import Any
@@ -11,7 +12,7 @@ from aiohttp import web
 
 from billing.adapters.arrears_store import write_off_and_lift
 from billing.adapters.drivers_store import put_account
-from billing.adapters.ledger_store import WriteOff
+from billing.adapters.ledger_store import WriteOff, adjustment
 from billing.adapters.reconcile_store import daily_totals
 from billing.reconcile import DayTotals, sum_totals
 from guidance_api import problem_types as pt
@@ -19,6 +20,7 @@ from guidance_api.auth import require_operator
 from guidance_api.context import DB_POOL, principal, utc_now
 from guidance_api.money_schemas import (
     INVOICE_ID_SCHEMA,
+    AdjustmentBody,
     DriverAccountBody,
     LotMoneyPolicyBody,
     WriteOffBody,
@@ -27,7 +29,7 @@ from guidance_api.money_schemas import (
 from guidance_api.openapi import Param, RouteDoc, Routes
 from guidance_api.params import bad_param, int_param
 from guidance_api.problems import ProblemError
-from guidance_api.requests import ID_SCHEMA, admin_only, parse_body, path_id, query_id, unknown_lot
+from guidance_api.requests import ID_SCHEMA, Body, admin_only, parse_body, path_id, query_id, unknown_lot
 from guidance_api.scope import SCOPE_FILTER, check_lot_scope, scope_args
 from parking_core.lots import DEFAULT_TIME_ZONE
 
@@ -127,21 +129,59 @@ async def post_write_off(request: web.Request) -> web.Response:
     """A `written_off` ledger entry with the reason, and an audit row naming the token. `amount_fen`
     defaults to all that is due; more than is due is refused (422 `money_rule`).
     """
+    return await _correct(
+        request,
+        WriteOffBody,
+        lambda b, invoice_id, actor: WriteOff(invoice_id, b.amount_fen, b.reason, actor),
+    )
+
+
+@routes.add(
+    RouteDoc(
+        "POST",
+        "/v1/operator/invoices/{invoice_id}/adjustments",
+        "Change what is owed on an invoice",
+        "operator",
+        "operator",
+        (Param("invoice_id", "path", INVOICE_ID_SCHEMA),),
+        AdjustmentBody,
+    )
+)
+async def post_adjustment(request: web.Request) -> web.Response:
+    """An `adjusted` ledger entry (signed: negative means the driver owes less) with the reason, and
+    an audit row naming the token. Lowering below what is still due is refused (422 `money_rule`):
+    money already paid goes back as a refund, not an adjustment. 0 is refused (422 `validation`).
+    """
+    return await _correct(
+        request,
+        AdjustmentBody,
+        lambda b, invoice_id, actor: adjustment(invoice_id, b.amount_fen, b.reason, actor),
+    )
+
+
+async def _correct(
+    request: web.Request, model: type[Body], decide: Callable[[Body, str, str], WriteOff]
+) -> web.Response:
+    """Authorise, read *model*, then write off or adjust as *decide* says (the token is the actor)."""
     who = await principal(request)
     require_operator(who)
     invoice_id = path_invoice_id(request)
-    body = await parse_body(request, WriteOffBody)
+    body = await parse_body(request, model)
     pool = request.app[DB_POOL]
     lot_id = await pool.fetchval("SELECT lot_id FROM invoices WHERE invoice_id = $1", invoice_id)
     if lot_id is None:
         raise ProblemError(pt.UNKNOWN_INVOICE, f"no invoice {invoice_id!r}", invoice_id=invoice_id)
     await check_lot_scope(request, who, lot_id)
-    decision = WriteOff(invoice_id, body.amount_fen, body.reason, who.token_id or "admin")
     async with pool.acquire() as conn:
-        balance = await write_off_and_lift(conn, decision, utc_now())
+        balance = await write_off_and_lift(conn, decide(body, invoice_id, who.token_id or "admin"), utc_now())
     assert balance is not None  # the invoice exists (read above) and invoices are never deleted
     return web.json_response(
-        {"invoice_id": invoice_id, "written_off_fen": balance.written_off_fen, "due_fen": balance.due_fen}
+        {
+            "invoice_id": invoice_id,
+            "amount_fen": balance.owed_fen,
+            "written_off_fen": balance.written_off_fen,
+            "due_fen": balance.due_fen,
+        }
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from guidance_api import problem_types as pt
 from guidance_api.problems import ProblemError, field_error
@@ -52,6 +52,20 @@ class WriteOffBody(_Body):
 
     reason: Annotated[str, StringConstraints(min_length=3, max_length=500, strip_whitespace=True)]
     amount_fen: int | None = Field(default=None, gt=0, le=MAX_FEN)
+
+
+class AdjustmentBody(_Body):
+    """``POST /v1/operator/invoices/{invoice_id}/adjustments``: a signed change of what is owed."""
+
+    amount_fen: int = Field(ge=-MAX_FEN, le=MAX_FEN)  # negative: the driver owes less
+    reason: Annotated[str, StringConstraints(min_length=3, max_length=500, strip_whitespace=True)]
+
+    @field_validator("amount_fen")
+    @classmethod
+    def _not_zero(cls, amount_fen: int) -> int:
+        if amount_fen == 0:
+            raise ValueError("an adjustment of 0 fen changes nothing")
+        return amount_fen
 
 
 def path_plate(request: web.Request) -> str:

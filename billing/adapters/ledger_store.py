@@ -221,23 +221,33 @@ class WriteOff:
     amount_fen: int | None
     reason: str
     actor: str
+    kind: EntryKind = EntryKind.WRITTEN_OFF  # or ADJUSTED: a signed correction of what is owed
+
+
+def adjustment(invoice_id: str, amount_fen: int, reason: str, actor: str) -> WriteOff:
+    """Return the decision to change what is owed by *amount_fen* (negative: owes less)."""
+    return WriteOff(invoice_id, amount_fen, reason, actor, EntryKind.ADJUSTED)
 
 
 async def write_off(conn: Conn, decision: WriteOff, now: datetime) -> Balance | None:
-    """Write off part or all of an invoice, with its reason and an audit row; None if no such invoice."""
+    """Write off part or all of an invoice (or adjust it), with its reason and an audit row.
+
+    Returns None when there is no such invoice; the ledger's rules refuse more than is due.
+    """
     async with conn.transaction():
         locked = await lock_invoice(conn, decision.invoice_id)
         if locked is None:
             return None
         amount = locked.balance.due_fen if decision.amount_fen is None else decision.amount_fen
-        entry = LedgerEntry(decision.invoice_id, EntryKind.WRITTEN_OFF, amount, now, decision.reason)
+        entry = LedgerEntry(decision.invoice_id, decision.kind, amount, now, decision.reason)
         balance = await append(conn, locked, (entry,), decision.actor)
         await session_follows(conn, decision.invoice_id, balance, locked.due_at, now)
         detail: dict[str, object] = {"amount_fen": amount, "reason": decision.reason}
+        action = "write_off" if decision.kind is EntryKind.WRITTEN_OFF else "adjust"
         await audit(
             conn,
             now,
-            AuditEntry(decision.actor, "write_off", locked.plate, None, decision.invoice_id, detail),
+            AuditEntry(decision.actor, action, locked.plate, None, decision.invoice_id, detail),
         )
     return balance
 

@@ -233,6 +233,27 @@ async def test_operator_arrears_are_scoped_and_paged_and_a_write_off_clears_one(
     assert (await done.json())["due_fen"] == 0
 
 
+async def test_an_adjustment_changes_what_is_owed_never_below_what_is_due(api: Client, world: World) -> None:
+    url = f"/v1/operator/invoices/{world.invoice_id}/adjustments"
+    up = await api.post(
+        url, json={"amount_fen": 300, "reason": "night surcharge missed"}, headers=world.operator
+    )
+    assert up.status == 200, await up.text()
+    assert (await up.json())["due_fen"] == world.amount_fen + 300
+    too_far = await api.post(
+        url, json={"amount_fen": -(world.amount_fen + 301), "reason": "x" * 3}, headers=ADMIN
+    )
+    assert (too_far.status, (await too_far.json())["type"].rsplit("/", 1)[-1]) == (422, "money_rule")
+    zero = await api.post(url, json={"amount_fen": 0, "reason": "nothing"}, headers=ADMIN)
+    assert [e["field"] for e in (await zero.json())["errors"]] == ["amount_fen"]
+    assert (
+        await api.post(url, json={"amount_fen": -300, "reason": "back"}, headers=world.other_operator)
+    ).status == 403
+    assert (await api.post(url, json={"amount_fen": -300, "reason": "back"})).status == 401
+    down = await api.post(url, json={"amount_fen": -300, "reason": "goodwill"}, headers=world.operator)
+    assert (await down.json())["amount_fen"] == world.amount_fen
+
+
 async def test_a_lot_money_policy_is_set_by_the_admin_only(api: Client, world: World) -> None:
     url = f"/v1/admin/lots/{world.lot_id}/money-policy"
     policy = {"pay_later": False, "arrears_limit_fen": 100, "deny_entry_when_blacklisted": True}
