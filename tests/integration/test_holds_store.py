@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from parking_core.adapters.hold_endings import release_no_shows, report_plate_in_spot, sensor_arrivals
-from parking_core.adapters.holds_store import HoldRequest, arrive_by_gate, cancel_hold, create_hold
+from parking_core.adapters.holds_store import (
+    FIRST_FREE_SPOT,
+    HoldRequest,
+    arrive_by_gate,
+    cancel_hold,
+    create_hold,
+)
 from parking_core.adapters.lot_changes import changes_after, latest_change
 from parking_core.adapters.provisioning import LotSpec, SpotSpec, put_district, put_lot
 from parking_core.errors import HoldStateError, NoRoomError
-from parking_core.reservations import ArrivalWindow
+from parking_core.ids import LotId, SpotId, ZoneId
+from parking_core.occupancy import Spot, SpotStatus
+from parking_core.reservations import ArrivalWindow, choose_spot
 
 pytestmark = pytest.mark.db
 T0 = datetime(2026, 11, 23, 9, tzinfo=UTC)
@@ -197,3 +208,79 @@ async def test_a_held_spot_taken_by_another_plate_moves_the_hold(pool: asyncpg.P
         assert ended is not None
         assert (ended["status"], ended["late_cancellation"]) == ("cancelled", False)
         assert await counts(pool, "taken") == (0, 2, 0)
+
+
+SPOT_STATES = st.lists(
+    st.tuples(
+        st.sampled_from(["free", "occupied", "reserved", "closed", "unknown"]),
+        st.sampled_from([None, "za", "zb"]),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(states=SPOT_STATES, wanted=st.integers(0, 9), zone=st.sampled_from([None, "za", "zb"]))
+def test_the_sql_picks_the_spot_the_pure_rule_picks(
+    database_url: str, states: list[tuple[str, str | None]], wanted: int, zone: str | None
+) -> None:
+    """FIRST_FREE_SPOT (the store's choice) equals parking_core.reservations.choose_spot for any spot
+    states, zones and request (a spot, a zone, or neither)."""
+    asyncio.run(_pick(database_url, states, wanted, zone))
+
+
+async def _pick(url: str, states: list[tuple[str, str | None]], wanted: int, zone: str | None) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        with contextlib.suppress(_RollbackError):
+            await _pick_in(conn, states, wanted, zone)
+    finally:
+        await conn.close()
+
+
+async def _pick_in(
+    conn: asyncpg.Connection, states: list[tuple[str, str | None]], wanted: int, zone: str | None
+) -> None:
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO districts (district_id, name) VALUES ('hz', 'h') ON CONFLICT DO NOTHING"
+        )
+        await conn.execute(
+            "INSERT INTO lots (lot_id, district_id, name, kind, lat, lon, capacity) VALUES"
+            " ('pick', 'hz', 'pick', 'off_street', 34.7, 113.6, 10) ON CONFLICT DO NOTHING"
+        )
+        await conn.execute("DELETE FROM spots WHERE lot_id = 'pick'")
+        for z in ("za", "zb"):
+            await conn.execute(
+                "INSERT INTO zones (zone_id, lot_id) VALUES ($1, 'pick') ON CONFLICT DO NOTHING", z
+            )
+        spots: list[tuple[Spot, ZoneId | None]] = []
+        for i, (status, spot_zone) in enumerate(states):
+            spot_id = f"pick-{9 - i}"  # ids out of insertion order: the order must come from the rule
+            await conn.execute(
+                "INSERT INTO spots (spot_id, lot_id, zone_id, status) VALUES ($1, 'pick', $2, $3)",
+                spot_id,
+                spot_zone,
+                status,
+            )
+            spots.append(
+                (
+                    Spot(SpotId(spot_id), LotId("pick"), SpotStatus(status)),
+                    ZoneId(spot_zone) if spot_zone else None,
+                )
+            )
+        ask = f"pick-{wanted}" if wanted < 5 else None
+        got = await conn.fetchval(FIRST_FREE_SPOT, "pick", ask, zone)
+        try:
+            expected: str | None = choose_spot(
+                spots, LotId("pick"), SpotId(ask) if ask else None, ZoneId(zone) if zone else None
+            ).spot_id
+        except NoRoomError:
+            expected = None
+        assert got == expected
+        raise _RollbackError  # leave nothing behind for the next example
+
+
+class _RollbackError(Exception):
+    """Ends an example's transaction by rolling it back."""
