@@ -72,7 +72,9 @@ async def put_tariff(request: web.Request) -> web.Response:
             tariff.version,
         )
         if stored is not None:
-            if json.loads(stored) != canonical:
+            # Compared as the engine reads them: a version stored before the format gained a field
+            # (e.g. the reservation fees, default 0) is still the same tariff.
+            if tariff_to_json(parse_tariff(json.loads(stored))) != canonical:
                 raise ProblemError(
                     pt.VERSION_PUBLISHED,
                     f"version {tariff.version} of {tariff_id!r} is published with other content;"
