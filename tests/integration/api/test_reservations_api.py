@@ -336,3 +336,36 @@ async def test_owner_revenue_counts_the_publics_stays_in_the_windows(
         headers=owner,
     )
     assert (long.status, (await long.json())["errors"][0]["field"]) == (400, "to")
+
+
+async def test_the_owner_sees_who_overstayed(api: Client, db: asyncpg.Connection) -> None:
+    """Weekday nights end at 08:00: a public stay leaving at 09:10 owes two started hours; one leaving
+    at 07:50 and a member's stay owe nothing."""
+    await setup_lot(api, db, "res-h", spots=3)
+    owner = await token(api, role="operator", lot_ids=["res-h"])
+    rules = [{"rule_id": "nights", "day_types": ["weekday"], "start": "19:00", "end": "08:00", "spaces": 2}]
+    body = {
+        "owner_name": "机关",
+        "owner_share_percent": 50,
+        "rules": rules,
+        "members": ["豫A88888"],
+        "overstay_unit_min": 60,
+        "overstay_unit_fee_fen": 500,
+    }
+    assert (await api.put("/v1/operator/lots/res-h/sharing", json=body, headers=owner)).status == 200
+    monday = datetime(2025, 3, 3, tzinfo=UTC) - timedelta(hours=8)  # 00:00 in Shanghai
+    stays = [("豫B20001", 70), ("豫B20002", -10), ("豫A88888", 120)]  # minutes after Tuesday 08:00
+    for plate, after in stays:
+        await db.execute(
+            "INSERT INTO sessions (session_id, lot_id, kind, state, plate, started_at, ended_at, amount_fen,"
+            " closed_by) VALUES (gen_random_uuid(), 'res-h', 'gate', 'priced', $1, $2, $3, 0, 'exit')",
+            plate,
+            monday + timedelta(hours=20),
+            monday + timedelta(hours=32, minutes=after),
+        )
+    period = "from=2025-03-03T00:00:00%2B08:00&to=2025-03-04T00:00:00%2B08:00"
+    got = await (await api.get(f"/v1/operator/lots/res-h/sharing/overstays?{period}", headers=owner)).json()
+    assert [(i["plate"], i["overstay_min"], i["surcharge_fen"]) for i in got["items"]] == [
+        ("豫B20001", 70, 1000)
+    ]
+    assert datetime.fromisoformat(got["items"][0]["window_end"]) == datetime(2025, 3, 4, tzinfo=UTC)
