@@ -248,7 +248,7 @@ class GatePath:
             body.plate_color or "blue",
             body.confidence,
         )
-        stored = await decide_read(conn, read, body.plate_color, datetime.now(UTC), self.pricer)
+        stored = await decide_read(conn, read, body.plate_color, message.received_at, self.pricer)
         self.send(stored)
         self.metrics.gate_decide_seconds.observe(time.perf_counter() - started)
         if stored.duplicate:

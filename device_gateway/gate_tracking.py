@@ -48,8 +48,9 @@ EVIDENCE = """
 INSERT INTO session_evidence (session_id, ts, kind, device_id, detail)
 VALUES ($1, $2, $3, $4, $5::jsonb)
 """
-# The window runs from when the command was decided (the gateway's clock): a controller uploading
-# old reads after an outage still gets its window.
+# The window runs from the command's ts: when the gateway received the read (its clock, as *now*),
+# never the read's own ts, so a camera uploading late (or a gate whose clock is off) still gets
+# its whole window. Passages are matched above on the gate's clock (its read_ts and passage ts).
 EXPIRE = """
 WITH gone AS (
     UPDATE gate_commands c SET expired_at = $1

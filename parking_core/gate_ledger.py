@@ -56,7 +56,8 @@ class LedgerSession:
 @dataclass(slots=True)
 class _OpenCommand:
     device_id: DeviceId
-    ts: datetime
+    ts: datetime  # the read's own ts (the gate's clock): its passage is matched on that clock
+    decided_at: datetime  # when the gateway received the read: the pending window runs from here
     plate: str | None
     session_id: str | None
     passed: bool = False
@@ -88,8 +89,12 @@ class GateLedger:
         ]
         return sorted(inside, key=lambda s: (s.started_at, s.session_id))
 
-    def read(self, read: PlateRead) -> Decision:
-        """Decide a plate read once; a repeated ``(device_id, seq)`` gets the first decision."""
+    def read(self, read: PlateRead, received_at: datetime | None = None) -> Decision:
+        """Decide a plate read once; a repeated ``(device_id, seq)`` gets the first decision.
+
+        *received_at* is when the gateway received the read (its clock; the read's own ts when
+        omitted): an open command waits for its passage from then, so a late upload keeps its window.
+        """
         key = (read.device_id, read.seq)
         if key in self.decisions:
             return self.decisions[key]
@@ -97,7 +102,10 @@ class GateLedger:
         self.decisions[key] = decision
         self.events.extend(decision.events)
         if decision.command.action is Action.OPEN:
-            self._awaiting.append(_OpenCommand(read.device_id, read.ts, read.plate, decision.session_id))
+            decided_at = read.ts if received_at is None else received_at
+            self._awaiting.append(
+                _OpenCommand(read.device_id, read.ts, decided_at, read.plate, decision.session_id)
+            )
         return decision
 
     def _entry(self, read: PlateRead) -> Decision:
@@ -200,11 +208,14 @@ class GateLedger:
         return []
 
     def expire(self, now: datetime, lot_of: Callable[[DeviceId], LotId]) -> list[GateEvent]:
-        """Cancel pending entries and flag open commands whose passage never came within the window."""
+        """Cancel pending entries and flag open commands whose passage never came within the window.
+
+        *now* is the gateway's clock: the window runs from when the read was received, not its ts.
+        """
         found: list[GateEvent] = []
         for command in self._awaiting:
             lot_id = lot_of(command.device_id)
-            if command.passed or command.ts + self.policy(lot_id).pending_window >= now:
+            if command.passed or command.decided_at + self.policy(lot_id).pending_window >= now:
                 continue
             command.passed = True  # flagged once
             session = self.sessions.get(command.session_id or "")

@@ -107,3 +107,16 @@ def test_a_day_at_one_lot() -> None:
     assert book.passage(Passage(exit_, lot, 9, leave + timedelta(hours=1), Lane.EXIT))[0].kind is (
         GateEventKind.TAILGATING
     )
+
+
+def test_the_pending_window_runs_from_the_receipt_not_the_reads_ts() -> None:
+    """A read uploaded 3 h late is not expired by the next sweep; a minute past its window it is."""
+    lot = LOTS[0]
+    entry = gate_device(lot, Lane.ENTRY)
+    book = ledger()
+    received = T0 + timedelta(hours=3)
+    book.read(PlateRead(entry, lot, 1, T0, Lane.ENTRY, "豫A12340"), received)
+    assert book.expire(received + timedelta(seconds=1), lot_of) == []
+    window = book.policy(lot).pending_window
+    assert [e.plate for e in book.expire(received + window + timedelta(minutes=1), lot_of)] == ["豫A12340"]
+    assert [s.state for s in book.sessions.values()] == [SessionState.CANCELLED]

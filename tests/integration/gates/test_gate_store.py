@@ -151,3 +151,36 @@ async def test_a_gate_lot_has_an_occupancy_history(database_url: str) -> None:
         assert [(s["free"], s["occupied"]) for s in samples] == [(CAPACITY - 1, 1), (CAPACITY, 0)]
     finally:
         await conn.close()
+
+
+async def test_a_late_upload_keeps_its_pending_window_in_sql_and_in_the_model(database_url: str) -> None:
+    """Reads received 3 h after their ts: the sweep counts the window from the receipt, so the entry
+    is still pending a minute later, its passage (on the gate's clock) opens it; the other expires."""
+    lot, late = LOTS[0], timedelta(hours=3)
+    device = gate_device(lot, Lane.ENTRY)
+    reads = [
+        PlateRead(device, lot, n, T0 + timedelta(minutes=n), Lane.ENTRY, p)
+        for n, p in ((50, "豫A70001"), (51, "豫A70002"))
+    ]
+    passage = Passage(device, lot, 52, T0 + timedelta(minutes=50, seconds=4), Lane.ENTRY, "豫A70001")
+    received = T0 + late
+    model = GateLedger(dict.fromkeys(LOTS, CAPACITY), engine_price)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(WIPE)
+        for read in reads:
+            model.read(read, received)
+            await decide_read(conn, read, "blue", received, StayPricer())
+        sweeps = (received + timedelta(minutes=1), received + timedelta(minutes=5))
+        assert model.expire(sweeps[0], lot_of) == []
+        assert await expire_awaiting(conn, sweeps[0]) == []
+        model.passage(passage)
+        assert await record_passage(conn, passage, received + timedelta(minutes=1)) == []
+        gone = model.expire(sweeps[1], lot_of)
+        assert [e.plate for e in await expire_awaiting(conn, sweeps[1])] == [e.plate for e in gone]
+        rows = await conn.fetch("SELECT plate, state FROM sessions ORDER BY plate")
+        want = {"豫A70001": "open", "豫A70002": "cancelled"}
+        assert {r["plate"]: r["state"] for r in rows} == want
+        assert {s.plate: s.state.value for s in model.sessions.values()} == want
+    finally:
+        await conn.close()
