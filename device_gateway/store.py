@@ -136,15 +136,26 @@ FROM (SELECT count(*) AS accepted FROM ins) a LEFT JOIN changes c ON true
 # change away from occupied closes the spot's open session; each change to occupied opens one,
 # closed at once by the spot's next change in the same batch. A spot already holding an open session
 # (it turned unknown and back) keeps it: ON CONFLICT on one_inside_session_per_spot.
+# Shaped for a fresh `sessions` (no statistics): LATERAL ... LIMIT 1 probes one_inside_session_per_spot
+# per change and the update finds rows by key (a plain join, or a state filter on the updated table,
+# was planned as a loop over every open session per change). The batch holds its lots' row locks.
 BAY_CHANGES = """
     SELECT c.*, lead(c.ts) OVER w AS next_ts, row_number() OVER w AS n
     FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS c(spot_id, ts, status)
     WINDOW w AS (PARTITION BY c.spot_id ORDER BY c.ts)
 """
 CLOSE_BAY_SESSIONS = f"""
-WITH c AS ({BAY_CHANGES})
-UPDATE sessions s SET state = 'closed', ended_at = greatest(c.ts, s.started_at), closed_by = 'sensor'
-FROM c WHERE c.n = 1 AND c.status <> 'occupied' AND s.spot_id = c.spot_id AND s.state = 'open'
+WITH c AS ({BAY_CHANGES}), closing AS (
+    SELECT o.session_id, c.ts FROM c
+    CROSS JOIN LATERAL (
+        SELECT s.session_id FROM sessions s
+        WHERE s.spot_id = c.spot_id AND s.state = 'open' AND s.spot_id IS NOT NULL
+        LIMIT 1
+    ) o
+    WHERE c.n = 1 AND c.status <> 'occupied'
+)
+UPDATE sessions s SET state = 'closed', ended_at = greatest(closing.ts, s.started_at), closed_by = 'sensor'
+FROM closing WHERE s.session_id = closing.session_id
 """
 OPEN_BAY_SESSIONS = f"""
 WITH c AS ({BAY_CHANGES})
