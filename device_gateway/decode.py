@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from pydantic import ValidationError
 
-from device_gateway.messages import HEARTBEAT, PRESENCE, STATE
+from device_gateway.messages import HEARTBEAT, PRESENCE, STATE, SensorHeartbeat
 from parking_core.ids import is_valid_id
 from parking_core.topics import Leaf, parse_device_topic
 
@@ -153,7 +153,7 @@ def decode(  # noqa: PLR0911 -- one early return per refusal reason
         report.occupied,
         report.battery_mv,
         report.rssi_dbm,
-        getattr(report, "fw", None),
+        report.fw if isinstance(report, SensorHeartbeat) else None,  # no getattr: pydantic slow path
         received_at,
         topic,
         payload,
