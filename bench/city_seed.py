@@ -154,12 +154,13 @@ async def seed_city(url: str, lots: int, spots_per_lot: int) -> float:
     """COPY districts, example tariffs, lots, spots and sensors; return the seconds taken."""
     from billing import parse_tariff, tariff_to_json
     from billing.examples import example_tariff_documents
-    from parking_core.adapters.broker_files import hash_password
-    from simulators.provision import SIM_DEVICE_PASSWORD
+    from parking_core.adapters.broker_files import hash_password, new_device_password
 
     began = time.perf_counter()
     rng = random.Random(SEED)
-    hashed = hash_password(SIM_DEVICE_PASSWORD)  # one hash for every sensor, as provision_city does
+    # One hash of a password nobody is told, for every sensor of this throwaway database: PBKDF2 per
+    # device would take minutes at 1M, and the bench never connects as a sensor.
+    hashed = hash_password(new_device_password())
     conn = await asyncpg.connect(url)
     try:
         with contextlib.suppress(asyncpg.PostgresError):  # superuser only: FK triggers off, rows consistent

@@ -20,13 +20,22 @@ from billing.errors import (
     NotificationRefusedError,
     PlateBoundElsewhereError,
     Problem,
+    StayTooLongError,
     TariffValidationError,
 )
 from billing.examples import load_example_tariffs
 from billing.parsing import parse_tariff
 from billing.payments import InvoiceSettledError, TooManyOrdersError
 from billing.pricing import price_stay
-from billing.quotes import LineKind, Quote, QuoteLine, TimedCharge, quote_to_json
+from billing.quotes import (
+    MAX_PRICED_STAY_DAYS,
+    MAX_QUOTED_STAY_DAYS,
+    LineKind,
+    Quote,
+    QuoteLine,
+    TimedCharge,
+    quote_to_json,
+)
 from billing.serialization import tariff_to_json
 from billing.tariff import (
     Band,
@@ -45,6 +54,8 @@ from billing.tariff import (
 )
 
 __all__ = [
+    "MAX_PRICED_STAY_DAYS",
+    "MAX_QUOTED_STAY_DAYS",
     "Band",
     "BillingError",
     "CapWindow",
@@ -64,6 +75,7 @@ __all__ = [
     "Quote",
     "QuoteLine",
     "Rounding",
+    "StayTooLongError",
     "Tariff",
     "TariffValidationError",
     "Tier",

@@ -53,6 +53,18 @@ class ExitBeforeEntryError(BillingError, ValueError):
         self.exit = exit_at
 
 
+class StayTooLongError(BillingError, ValueError):
+    """Raised when a stay is longer than pricing accepts: the work grows with every day priced."""
+
+    def __init__(self, entry: datetime, exit_at: datetime, limit_days: int) -> None:
+        super().__init__(
+            f"the stay from {entry.isoformat()} to {exit_at.isoformat()} is longer than {limit_days} days"
+        )
+        self.entry = entry
+        self.exit = exit_at
+        self.limit_days = limit_days
+
+
 class NoTariffInForceError(BillingError, LookupError):
     """Raised when no tariff version is valid at the requested time."""
 

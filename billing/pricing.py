@@ -10,8 +10,8 @@ from datetime import UTC, timedelta
 from itertools import accumulate
 from typing import TYPE_CHECKING
 
-from billing.errors import ExitBeforeEntryError
-from billing.quotes import LineKind, Quote, QuoteLine, TimedCharge
+from billing.errors import ExitBeforeEntryError, StayTooLongError
+from billing.quotes import MAX_PRICED_STAY_DAYS, LineKind, Quote, QuoteLine, TimedCharge
 from billing.segments import Segment, segments
 from billing.tariff import CapWindow, Charge, Rounding, require_aware
 
@@ -49,6 +49,8 @@ def price_stay(
     require_aware("exit", exit)
     if exit < entry:
         raise ExitBeforeEntryError(entry, exit)
+    if exit - entry > timedelta(days=MAX_PRICED_STAY_DAYS):
+        raise StayTooLongError(entry, exit, MAX_PRICED_STAY_DAYS)
     entry, exit_at = entry.astimezone(UTC), exit.astimezone(UTC)
     rules = tariff.rules_for(vehicle_class)
     free = timedelta(minutes=rules.free_minutes)

@@ -13,6 +13,14 @@ if TYPE_CHECKING:
     from billing.tariff import VehicleClass
 
 
+# The longest stay `price_stay` prices at all: a year (a car left for longer is a case for people,
+# not for the tariff). Pricing works per day and per charging unit; a year prices in ~0.2 s here.
+MAX_PRICED_STAY_DAYS = 366
+# The longest stay the public quote route prices: a month (~20 ms of work, a reply of tens of kB).
+# Longer parking is sold as monthly permits, not quoted by the hour.
+MAX_QUOTED_STAY_DAYS = 31
+
+
 class LineKind(StrEnum):
     """What a quote line explains."""
 

@@ -9,7 +9,7 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
-from device_gateway.decode import Limits
+from device_gateway.decode import DEFAULT_MAX_PAYLOAD_BYTES, Limits
 from parking_core.adapters.settings import Settings
 
 
@@ -44,8 +44,16 @@ class GatewaySettings(Settings):
     gateway_client_id: str = Field(default="", max_length=64)
     gateway_share_group: str = "gateway"  # "" subscribes without a shared subscription
     gateway_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)  # broker keeps a week
-    # MQTT 5 receive maximum: must exceed a batch so the broker keeps sending while we commit.
-    gateway_receive_maximum: int = Field(default=65535, ge=1, le=65535)
+    # MQTT 5 receive maximum: the most unacknowledged messages the broker sends us, so the bound of
+    # what waits in memory during a database outage. At least two batches, so that the broker keeps
+    # sending while one batch commits and the next fills.
+    gateway_receive_maximum: int = Field(default=10_000, ge=1, le=65535)
+    # Payloads over this are refused (`too_large`) and kept only as far as the refusal records them.
+    gateway_max_payload_bytes: int = Field(default=DEFAULT_MAX_PAYLOAD_BYTES, ge=256, le=16 * 1024 * 1024)
+    # Bytes held from arrival to commit; past it paho's thread stops reading (the broker keeps the rest).
+    gateway_inbox_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)
+    # Refusals are kept this long (a TimescaleDB retention policy, or a periodic delete in plain mode).
+    gateway_rejected_retention_days: float = Field(default=30.0, gt=0)
     # A sweep reads only due deadlines (sql/0030): twice a second keeps "offline within 1 s".
     gateway_liveness_interval_s: float = Field(default=0.5, gt=0)
     gateway_availability_interval_s: float = Field(default=1.0, ge=0)  # per-lot publish rate limit
@@ -67,11 +75,22 @@ class GatewaySettings(Settings):
             object.__setattr__(self, "gateway_client_id", slot_client_id(self.gateway_slot))  # frozen model
         return self
 
+    @model_validator(mode="after")
+    def _window_holds_two_batches(self) -> Self:
+        if self.gateway_receive_maximum < 2 * self.gateway_batch_rows:
+            raise ValueError(
+                f"PARKING_GATEWAY_RECEIVE_MAXIMUM ({self.gateway_receive_maximum}) must be at least twice"
+                f" PARKING_GATEWAY_BATCH_ROWS ({self.gateway_batch_rows}), or the stream stalls while a"
+                " batch commits"
+            )
+        return self
+
     def limits(self) -> Limits:
-        """Return the time limits decoding applies."""
+        """Return the time and size limits decoding applies."""
         return Limits(
             max_ahead=timedelta(seconds=self.gateway_max_clock_ahead_s),
             history_window=timedelta(hours=self.gateway_history_window_h),
+            max_payload_bytes=self.gateway_max_payload_bytes,
         )
 
     @property

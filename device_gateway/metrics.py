@@ -58,6 +58,8 @@ class Metrics:
     db_errors: int = 0
     batches: int = 0
     inbox_depth: int = 0
+    inbox_bytes: int = 0  # held from arrival to commit (bounded by PARKING_GATEWAY_INBOX_MAX_BYTES)
+    unrecorded: int = 0  # refused by the database even as a refusal row: should stay 0
     lag_seconds: float = 0.0  # oldest message of the last batch: receipt to commit
     batch_size: Histogram = field(default_factory=lambda: Histogram(BATCH_BUCKETS))
     flush_seconds: Histogram = field(default_factory=lambda: Histogram(SECONDS_BUCKETS))
@@ -93,7 +95,9 @@ class Metrics:
             ("gateway_availability_published_total", self.availability_published, "counter"),
             ("gateway_db_errors_total", self.db_errors, "counter"),
             ("gateway_batches_total", self.batches, "counter"),
+            ("gateway_messages_unrecorded_total", self.unrecorded, "counter"),
             ("gateway_inbox_depth", self.inbox_depth, "gauge"),
+            ("gateway_inbox_bytes", self.inbox_bytes, "gauge"),
             ("gateway_lag_seconds", self.lag_seconds, "gauge"),
         ):
             lines += [f"# TYPE {name} {kind}", f"{name} {value}"]

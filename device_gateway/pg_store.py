@@ -15,7 +15,13 @@ from device_gateway.decode import PresenceReport, Rejection, SensorReading
 from device_gateway.ports import PoisonBatchError, StoreUnavailableError
 from device_gateway.results import BatchResult, SweepResult
 from device_gateway.store import prepare_connection, write_batch
-from device_gateway.sweeps import recount_lots, sample_active_lots, sweep_silent
+from device_gateway.sweeps import (
+    prune_refusals,
+    recount_lots,
+    refusals_need_pruning,
+    sample_active_lots,
+    sweep_silent,
+)
 
 log = structlog.get_logger("device_gateway")
 
@@ -34,7 +40,9 @@ TRANSIENT = (
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
 )
-UNAVAILABLE = (*TRANSIENT, asyncpg.PostgresError)
+# asyncpg's InternalClientError ("cannot switch to state …") comes from a connection the server
+# closed in the middle of an operation (a database shutdown): the environment too, never the data.
+UNAVAILABLE = (*TRANSIENT, asyncpg.PostgresError, asyncpg.InternalClientError)
 POOL_SIZE = (2, 3)  # the writer, the liveness sweep, the sampler
 
 
@@ -97,6 +105,7 @@ class PgSensorStore:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self._prunes: bool | None = None  # plain mode: we delete old refusals (asked once)
 
     async def write_batch(
         self,
@@ -127,3 +136,11 @@ class PgSensorStore:
         with translated():
             async with self._pool.acquire() as conn:
                 return await recount_lots(conn, now)
+
+    async def prune_refusals(self, older_than: datetime) -> int:
+        """Delete old refusals in plain mode; TimescaleDB mode drops them by its retention policy."""
+        with translated():
+            async with self._pool.acquire() as conn:
+                if self._prunes is None:
+                    self._prunes = await refusals_need_pruning(conn)
+                return await prune_refusals(conn, older_than) if self._prunes else 0

@@ -49,9 +49,14 @@ class SensorStore(Protocol):
     async def recount_lots(self, now: datetime) -> list[str]:
         """Recompute every lot's counters from its spots; return the lots that were wrong."""
 
+    async def prune_refusals(self, older_than: datetime) -> int:
+        """Delete refusals received before *older_than* unless the database does it; return how many."""
+
 
 class Receiver(Protocol):
-    """Takes the messages of one route. Called on the MQTT client's network thread: must not block."""
+    """Takes the messages of one route. Called on the MQTT client's network thread: it blocks only to
+    push back (a full inbox), which stops the client reading until there is room.
+    """
 
     def put(self, envelope: Envelope) -> None:
         """Take one received message."""

@@ -26,6 +26,7 @@ from device_gateway.writer import Backoff, SensorWriter
 
 log = structlog.get_logger("device_gateway")
 AVAILABILITY_TICK_S = 0.1  # how often lots whose rate-limit interval passed are published
+PRUNE_INTERVAL_S = 600.0  # refusals past their retention are deleted this often (plain mode)
 Job = Callable[[], Awaitable[None]]
 
 
@@ -80,6 +81,7 @@ class Gateway:
             ("sampler", s.gateway_occupancy_sample_interval_s, self.sample),
             ("availability", AVAILABILITY_TICK_S, self.publish_availability),
             *([("lot_changes", POLL_S, self.follow_changes)] if self.follow_changes else []),
+            ("retention", PRUNE_INTERVAL_S, self.prune),
         ]
 
     async def every(self, seconds: float, job: Job, name: str) -> None:
@@ -104,6 +106,13 @@ class Gateway:
         """Write periodic occupancy samples of active lots."""
         every = timedelta(seconds=self.settings.gateway_occupancy_sample_interval_s)
         await self.store.sample_active_lots(datetime.now(UTC), every)
+
+    async def prune(self) -> None:
+        """Delete refusals past their retention (plain mode; in TimescaleDB mode a policy does it)."""
+        keep = timedelta(days=self.settings.gateway_rejected_retention_days)
+        deleted = await self.store.prune_refusals(datetime.now(UTC) - keep)
+        if deleted:
+            log.info("refusals.pruned", rows=deleted)
 
     async def publish_availability(self) -> None:
         """Publish lots whose rate-limit interval has passed."""
@@ -134,7 +143,13 @@ def compose(
     availability = AvailabilityPublisher(
         settings.topic_prefix, settings.gateway_availability_interval_s, link.publish
     )
-    inbox = Inbox(loop, settings.gateway_batch_rows)
+    inbox = Inbox(
+        loop,
+        settings.gateway_batch_rows,
+        max_messages=settings.gateway_receive_maximum,
+        max_bytes=settings.gateway_inbox_max_bytes,
+        max_payload_bytes=settings.gateway_max_payload_bytes,
+    )
     link.route(SENSOR_PATH_LEAVES, inbox)
     backoff = Backoff(max_s=settings.gateway_reconnect_max_s)
     writer = SensorWriter(settings, inbox, store, link, metrics, availability, stop, backoff)

@@ -58,30 +58,35 @@ SELECT device_id, spot_id FROM upd
 
 # Devices prove they are alive with any accepted message, duplicates included. No indexed column
 # changes here, so with the fillfactor of 0003 these updates are HOT. A device seen less than
-# min(5 s, a tenth of its window) ago is left alone: liveness and health (battery, last ts) are
-# then at most that stale, and a burst (a backlog after an outage) costs one update per device.
+# min(5 s, a tenth of its window) ago is left alone (a burst, such as a backlog after an outage,
+# costs one update per device), unless the batch holds a newer reading whose health values differ:
+# battery, signal and firmware always come from the newest reading, by (ts, seq), as current state.
 TOUCH_EVERY_S = 5.0  # a device's row is written at most this often (or a tenth of its window)
 TOUCH_DEVICES = f"""
 WITH b AS (
     SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::bigint[],
                          $5::int[], $6::int[], $7::text[])
         AS b(device_id, seen, ts, seq, battery_mv, rssi_dbm, fw)
+), n AS (
+    SELECT b.*, d.last_ts IS NULL OR (b.ts, b.seq) > (d.last_ts, d.last_seq) AS newer
+    FROM b JOIN devices d USING (device_id)
 )
 UPDATE devices d SET
     status = 'online',
-    last_seen_at = greatest(d.last_seen_at, b.seen),
-    silent_after = greatest(d.last_seen_at, b.seen) + make_interval(secs => d.stale_after_s),
-    last_ts = CASE WHEN d.last_ts IS NULL OR (b.ts, b.seq) > (d.last_ts, d.last_seq)
-                   THEN b.ts ELSE d.last_ts END,
-    last_seq = CASE WHEN d.last_ts IS NULL OR (b.ts, b.seq) > (d.last_ts, d.last_seq)
-                    THEN b.seq ELSE d.last_seq END,
-    battery_mv = coalesce(b.battery_mv, d.battery_mv),
-    rssi_dbm = coalesce(b.rssi_dbm, d.rssi_dbm),
-    firmware = coalesce(b.fw, d.firmware),
-    updated_at = b.seen
-FROM b WHERE d.device_id = b.device_id
+    last_seen_at = greatest(d.last_seen_at, n.seen),
+    silent_after = greatest(d.last_seen_at, n.seen) + make_interval(secs => d.stale_after_s),
+    last_ts = CASE WHEN n.newer THEN n.ts ELSE d.last_ts END,
+    last_seq = CASE WHEN n.newer THEN n.seq ELSE d.last_seq END,
+    battery_mv = CASE WHEN n.newer THEN coalesce(n.battery_mv, d.battery_mv) ELSE d.battery_mv END,
+    rssi_dbm = CASE WHEN n.newer THEN coalesce(n.rssi_dbm, d.rssi_dbm) ELSE d.rssi_dbm END,
+    firmware = CASE WHEN n.newer THEN coalesce(n.fw, d.firmware) ELSE d.firmware END,
+    updated_at = n.seen
+FROM n WHERE d.device_id = n.device_id
   AND (d.last_seen_at IS NULL OR d.status <> 'online'
-       OR b.seen >= d.last_seen_at + make_interval(secs => least({TOUCH_EVERY_S}, d.stale_after_s / 10.0)))
+       OR n.seen >= d.last_seen_at + make_interval(secs => least({TOUCH_EVERY_S}, d.stale_after_s / 10.0))
+       OR (n.newer AND (coalesce(n.battery_mv, d.battery_mv) IS DISTINCT FROM d.battery_mv
+                        OR coalesce(n.rssi_dbm, d.rssi_dbm) IS DISTINCT FROM d.rssi_dbm
+                        OR coalesce(n.fw, d.firmware) IS DISTINCT FROM d.firmware)))
 """
 
 # A sensor that comes to life (first message, or back from offline) gets a liveness deadline row
@@ -299,12 +304,18 @@ def due_for_touch(
 
 
 def _device_rows(readings: Sequence[SensorReading]) -> list[Sequence[object]]:
+    """Return TOUCH_DEVICES' columns: per device the newest (ts, seq), and of each health value the
+    newest one reported in the batch (a state message without `fw` does not hide a heartbeat's).
+    """
     newest: dict[str, SensorReading] = {}
     seen: dict[str, datetime] = {}
-    for r in readings:
-        best = newest.get(r.device_id)
-        if best is None or (r.ts, r.seq) > (best.ts, best.seq):
-            newest[r.device_id] = r
+    health: dict[str, list[int | str | None]] = {}
+    for r in sorted(readings, key=lambda r: (r.ts, r.seq)):
+        newest[r.device_id] = r
+        values = health.setdefault(r.device_id, [None, None, None])
+        for index, value in enumerate((r.battery_mv, r.rssi_dbm, r.firmware)):
+            if value is not None:
+                values[index] = value
         last = seen.get(r.device_id)
         if last is None or r.received_at > last:
             seen[r.device_id] = r.received_at
@@ -314,9 +325,7 @@ def _device_rows(readings: Sequence[SensorReading]) -> list[Sequence[object]]:
         [seen[d] for d in ids],
         [newest[d].ts for d in ids],
         [newest[d].seq for d in ids],
-        [newest[d].battery_mv for d in ids],
-        [newest[d].rssi_dbm for d in ids],
-        [newest[d].firmware for d in ids],
+        *([health[d][index] for d in ids] for index in range(3)),
     ]
 
 

@@ -141,3 +141,27 @@ async def recount_lots(conn: Conn, now: datetime) -> list[str]:
     async with conn.transaction():
         await conn.fetch(LOCK_ALL_LOTS)
         return [r["lot_id"] for r in await conn.fetch(RECOUNT, now)]
+
+
+PRUNE_CHUNK = 10_000  # refusals deleted per statement: short transactions, however large a flood was
+PRUNE_REFUSALS = """
+DELETE FROM rejected_messages WHERE rejected_id = ANY(ARRAY(
+    SELECT rejected_id FROM rejected_messages WHERE received_at < $1 ORDER BY received_at LIMIT $2))
+"""
+
+
+async def refusals_need_pruning(conn: Conn) -> bool:
+    """Tell whether refusals are pruned by us: plain mode (TimescaleDB mode has a retention policy)."""
+    mode: str | None = await conn.fetchval("SELECT mode FROM schema_info")
+    return mode != "timescale"
+
+
+async def prune_refusals(conn: Conn, older_than: datetime) -> int:
+    """Delete refusals received before *older_than*, chunk by chunk; return how many."""
+    deleted = 0
+    while True:
+        status = await conn.execute(PRUNE_REFUSALS, older_than, PRUNE_CHUNK)
+        count = int(status.rsplit(" ", 1)[-1])
+        deleted += count
+        if count < PRUNE_CHUNK:
+            return deleted

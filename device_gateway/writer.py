@@ -12,7 +12,7 @@ import structlog
 
 from device_gateway.availability import AvailabilityPublisher
 from device_gateway.config import GatewaySettings
-from device_gateway.decode import PresenceReport, Rejection, SensorReading, decode
+from device_gateway.decode import PresenceReport, Rejection, RejectReason, SensorReading, decode, reject
 from device_gateway.inbox import Envelope, Inbox
 from device_gateway.metrics import Metrics
 from device_gateway.ports import BrokerLink, PoisonBatchError, SensorStore, StoreUnavailableError
@@ -59,9 +59,8 @@ class SensorWriter:
         rejections: list[Rejection] = []
         prefix, limits, received = self.settings.topic_prefix, self.settings.limits(), self.metrics.received
         for item in batch:
-            got = decode(
-                item.topic, item.payload, prefix, datetime.fromtimestamp(item.received_at, UTC), limits
-            )
+            received_at = datetime.fromtimestamp(item.received_at, UTC)
+            got = decode(item.topic, item.payload, prefix, received_at, limits, item.size)
             if isinstance(got, SensorReading):
                 readings.append(got)
                 received[got.message] += 1
@@ -99,14 +98,35 @@ class SensorWriter:
         except PoisonBatchError as exc:
             self.metrics.db_errors += 1
             if len(batch) == 1:
-                log.exception("batch.poison", topic=batch[0].topic, error=str(exc))
-                return BatchResult()  # acked and dropped: it would block the stream forever
+                return await self.record_poison(batch[0], exc)
             half = len(batch) // 2
             first = await self.commit_isolating(batch[:half])
             second = await self.commit_isolating(batch[half:])
             if first is None or second is None:
                 return None
             return first.merge(second)
+
+    async def record_poison(self, item: Envelope, exc: Exception) -> BatchResult | None:
+        """Keep a message the database refused as an `unstorable` refusal; it is then acked.
+
+        Validation should make this impossible; if it happens the message must neither block the
+        stream nor vanish: its refusal row holds only text that can always be stored.
+        """
+        log.error("batch.poison", topic=item.topic[:256], error=str(exc))
+        refusal = reject(
+            item.topic,
+            None,
+            RejectReason.UNSTORABLE,
+            f"the database refused it: {exc}",
+            item.payload,
+            datetime.fromtimestamp(item.received_at, UTC),
+        )
+        try:
+            return await self.commit_with_retry([item], ([], [], [refusal]))
+        except PoisonBatchError:
+            log.exception("batch.poison_unrecorded", topic=item.topic[:256])
+            self.metrics.unrecorded += 1
+            return BatchResult()  # acked and dropped: it would block the stream forever
 
     def record(self, batch: Sequence[Envelope], result: BatchResult, started: float) -> None:
         """Update metrics after a committed batch."""
@@ -120,6 +140,7 @@ class SensorWriter:
         m.flush_seconds.observe(time.monotonic() - started)
         m.lag_seconds = time.time() - batch[0].received_at
         m.inbox_depth = len(self.inbox)
+        m.inbox_bytes = self.inbox.held_bytes
 
     async def run(self) -> None:
         """Drain the inbox until stopped and empty: one batch commits while the next is decoded."""
@@ -147,11 +168,14 @@ class SensorWriter:
 
     async def _commit_and_ack(self, batch: list[Envelope], decoded: Decoded | None) -> bool:
         started = time.monotonic()
-        result = await self.commit_isolating(batch, decoded)
-        if result is None:
-            log.warning("batch.abandoned", rows=len(batch))
-            return False
-        self.link.ack(batch)
+        try:
+            result = await self.commit_isolating(batch, decoded)
+            if result is None:
+                log.warning("batch.abandoned", rows=len(batch))
+                return False
+            self.link.ack(batch)
+        finally:
+            self.inbox.done(batch)  # committed and acked, or left for redelivery: room either way
         self.record(batch, result, started)
         self.availability.update(result.lots)
         if result.rejected:

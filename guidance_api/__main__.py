@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from aiohttp import web
 
 from guidance_api.app import create_app
+from guidance_api.auth import admin_token_problem
 from parking_core.adapters.logs import configure_logging
 from parking_core.adapters.settings import Settings
 from parking_core.devtools.embedded_defaults import embedded_database
@@ -27,6 +29,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
     settings = Settings()
+    weak = admin_token_problem(settings.admin_token.get_secret_value() if settings.admin_token else None)
+    if weak is not None:
+        print(f"parking-api: {weak}", file=sys.stderr)
+        return 2
     with embedded_database(settings) as dsn:
         app = create_app(settings.model_copy(update={"database_url": dsn}))
         web.run_app(

@@ -7,9 +7,11 @@ from typing import Any
 
 from aiohttp import web
 
+from guidance_api import problem_types as pt
 from guidance_api.auth import new_token, token_digest
-from guidance_api.context import BROKER, DB_POOL, SETTINGS
+from guidance_api.context import BROKER, DB_POOL, SETTINGS, utc_now
 from guidance_api.openapi import Param, RouteDoc, Routes
+from guidance_api.problems import ProblemError, field_error
 from guidance_api.requests import ID_SCHEMA, admin_only, parse_body, path_id
 from guidance_api.schemas import DeviceBody, DistrictBody, LotBody, TokenBody, ZoneBody
 from parking_core.adapters.broker_files import hash_password, new_device_password
@@ -26,6 +28,7 @@ from parking_core.adapters.provisioning import (
     put_lot,
     put_zone,
 )
+from parking_core.adapters.settings import BrokerAuth
 
 routes = Routes()
 
@@ -136,6 +139,15 @@ async def put_device_route(request: web.Request) -> web.Response:
     """A new device's MQTT credentials are returned once; the broker learns them at once."""
     await admin_only(request)
     device_id = path_id(request, "device_id")
+    broker = request.app[BROKER]
+    if broker.is_reserved(device_id):
+        message = "is a reserved broker username (the backend's own identity); choose another id"
+        raise ProblemError(
+            pt.VALIDATION,
+            f"device_id {device_id!r} {message}",
+            status=422,
+            errors=[field_error("device_id", message, "reserved")],
+        )
     body = await parse_body(request, DeviceBody)
     rotate = request.query.get("rotate_credentials", "false").lower() in {"1", "true", "yes"}
     password = new_device_password()
@@ -154,8 +166,7 @@ async def put_device_route(request: web.Request) -> web.Response:
         exists = await conn.fetchval("SELECT 1 FROM devices WHERE device_id = $1", device_id)
         issue = exists is None or rotate
         created = await put_device(conn, device_id, spec, hash_password(password) if issue else None)
-    broker = request.app[BROKER]
-    reloaded = await broker.sync(pool)
+    reloaded = await broker.sync(pool)  # never raises: the password below is never lost
     settings = request.app[SETTINGS]
     out: dict[str, Any] = body.model_dump() | {
         "device_id": device_id,
@@ -169,6 +180,8 @@ async def put_device_route(request: web.Request) -> web.Response:
             "topic_prefix": settings.topic_prefix,
             "note": "shown once: store it in the device now",
         }
+        if broker.mode is not BrokerAuth.NONE and not reloaded:
+            out["broker"]["note"] = "the broker was not updated; it learns these at the next sync"
     return web.json_response(out, status=201 if created else 200)
 
 
@@ -195,3 +208,29 @@ async def post_token_route(request: web.Request) -> web.Response:
         await create_token(conn, token_id, token_digest(token), spec)
     out = body.model_dump(mode="json") | {"token_id": token_id, "token": token}
     return web.json_response(out, status=201)
+
+
+@routes.add(
+    RouteDoc(
+        "DELETE",
+        "/v1/admin/tokens/{token_id}",
+        "Revoke an operator or driver token",
+        "admin",
+        "admin",
+        (Param("token_id", "path", ID_SCHEMA),),
+    )
+)
+async def delete_token_route(request: web.Request) -> web.Response:
+    """The token stops working at once (every request looks it up). Revoking it again is a no-op
+    that answers the first revocation time; an unknown token_id is a 404.
+    """
+    await admin_only(request)
+    token_id = path_id(request, "token_id")
+    revoked_at = await request.app[DB_POOL].fetchval(
+        "UPDATE tokens SET revoked_at = coalesce(revoked_at, $2) WHERE token_id = $1 RETURNING revoked_at",
+        token_id,
+        utc_now(),
+    )
+    if revoked_at is None:
+        raise ProblemError(pt.UNKNOWN_TOKEN, f"no token {token_id!r}", token_id=token_id)
+    return web.json_response({"token_id": token_id, "revoked_at": revoked_at.isoformat()})

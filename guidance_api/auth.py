@@ -15,6 +15,21 @@ from guidance_api import problem_types as pt
 from guidance_api.problems import ProblemError
 
 TOKEN_BYTES = 32  # 256 bits: unguessable bearer tokens
+# The admin token is chosen by a person: at least 32 characters (e.g. `openssl rand -base64 24`,
+# 192 bits) so that it cannot be guessed online; `parking-api` refuses to start with a shorter one.
+MIN_ADMIN_TOKEN_CHARS = 32
+
+
+def admin_token_problem(admin_token: str | None) -> str | None:
+    """Return why *admin_token* is too weak to start with, or None if it is acceptable (or unset)."""
+    if admin_token is None:
+        return None
+    if len(admin_token) < MIN_ADMIN_TOKEN_CHARS or admin_token != admin_token.strip():
+        return (
+            f"PARKING_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN_CHARS} characters without surrounding"
+            f" spaces (it has {len(admin_token)}); generate one with: openssl rand -base64 24"
+        )
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from billing import (
     NaiveDatetimeError,
     NoTariffInForceError,
     PlateBoundElsewhereError,
+    StayTooLongError,
     TariffValidationError,
     TooManyOrdersError,
 )
@@ -176,6 +177,7 @@ TRANSLATIONS: tuple[tuple[type[BaseException], Translator], ...] = (
     # billing
     (TariffValidationError, tariff_problem),
     (ExitBeforeEntryError, lambda e, r: invalid("exit", str(e), "before_entry", r)),
+    (StayTooLongError, lambda e, r: invalid("exit", str(e), "stay_too_long", r)),
     (NaiveDatetimeError, lambda e, r: invalid(e.field, str(e), "naive_time", r)),
     (NoTariffInForceError, lambda e, _r: ProblemError(pt.NO_TARIFF, str(e), tariff_id=e.tariff_id)),
     (InvoiceSettledError, lambda e, _r: ProblemError(pt.NOTHING_DUE, str(e), invoice_id=e.invoice_id)),

@@ -27,7 +27,7 @@ from guidance_api.lot_periods import (
 )
 from guidance_api.money_kpis import MoneyStats, arrears, money_stats
 from guidance_api.openapi import Param, RouteDoc, Routes
-from guidance_api.params import bad_param
+from guidance_api.params import bad_param, date_param
 from guidance_api.problems import ProblemError
 from guidance_api.requests import ID_SCHEMA, path_id
 from guidance_api.scope import SCOPE_FILTER, check_lot_scope, scope_args
@@ -142,17 +142,6 @@ def total_money(moves: Iterable[MoneyStats]) -> MoneyStats:
     for moved in moves:
         total.add(moved)
     return total
-
-
-def date_param(request: web.Request, name: str, default: date) -> date:
-    """Return a YYYY-MM-DD query parameter."""
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise bad_param(name, f"{raw!r} is not a date like 2026-11-23") from None
 
 
 def date_range(request: web.Request, period: str, today: date) -> tuple[date, date]:

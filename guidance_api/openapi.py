@@ -98,6 +98,7 @@ class Routes:
                 "description": (handler.__doc__ or "").strip(),
                 "operationId": handler.__name__,
                 "tags": [doc.tag],
+                "x-audience": doc.auth,  # who may call it: tests/hostile checks every route against it
                 "parameters": [
                     {
                         "name": p.name,

@@ -55,6 +55,7 @@ UNKNOWN_SPOT = ProblemType("unknown_spot", "Unknown spot", (404,), "the spot nam
 UNKNOWN_DISTRICT = ProblemType(
     "unknown_district", "Unknown district", (404,), "the district named in the path does not exist"
 )
+UNKNOWN_TOKEN = ProblemType("unknown_token", "Unknown token", (404,), "no token has the token_id in the path")
 UNKNOWN_REFERENCE = ProblemType(
     "unknown_reference",
     "Unknown reference",
@@ -172,6 +173,7 @@ CATALOGUE: tuple[ProblemType, ...] = (
     UNKNOWN_LOT,
     UNKNOWN_SPOT,
     UNKNOWN_DISTRICT,
+    UNKNOWN_TOKEN,
     UNKNOWN_REFERENCE,
     CONFLICT,
     VERSION_PUBLISHED,

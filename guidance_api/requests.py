@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -11,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 from guidance_api import problem_types as pt
 from guidance_api.auth import require_admin
 from guidance_api.context import principal
+from guidance_api.input_guard import parse_json
 from guidance_api.problems import ProblemError, field_error, validation_problem
 from guidance_api.schemas import ID_SCHEMA
 from parking_core.ids import ID_PATTERN, is_valid_id
@@ -49,6 +49,7 @@ def query_id(request: web.Request, name: str) -> str | None:
 async def parse_body(request: web.Request, model: type[Body]) -> Body:
     """Validate the JSON body strictly against *model*, or raise a 400/422 problem naming fields."""
     raw = await request.read()
+    parse_json(raw or b"null")  # a 400 when not JSON or too deep, a 422 naming unstorable text
     try:
         return model.model_validate_json(raw or b"null")
     except ValidationError as exc:
@@ -61,12 +62,7 @@ async def read_json(request: web.Request) -> Any:
     """Return the request body as JSON, or raise a 400 problem."""
     if not request.can_read_body:
         raise ProblemError(pt.MALFORMED_BODY, "a JSON body is required")
-    try:
-        return await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ProblemError(pt.MALFORMED_BODY, f"body is not JSON: {exc}") from exc
-    except RecursionError as exc:  # [[[[…]]]] nested deeper than Python's parser goes
-        raise ProblemError(pt.MALFORMED_BODY, "body is nested too deeply") from exc
+    return parse_json(await request.read())
 
 
 def unknown_lot(lot_id: str) -> ProblemError:

@@ -42,6 +42,9 @@ def _checked_id(value: str) -> str:
 Identifier = Annotated[str, AfterValidator(_checked_id), WithJsonSchema(ID_SCHEMA)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 MAX_LOT_CAPACITY = 100_000  # the largest car parks in China hold ~10k; anything above is a typo
+# A centimetre in degrees: finer coordinates are noise, and denormals among them underflow in
+# PostgreSQL's distance maths. Refused (0 itself is fine); guidance_api.params does the same.
+FINEST_DEGREES = 1e-7
 
 
 class _Body(BaseModel):
@@ -91,6 +94,13 @@ class LotBody(_Body):
     # "gates": a closed car park counted at its barriers (free = capacity - sessions inside)
     counted_by: Literal["sensors", "gates"] = "sensors"
     spots: list[SpotBody] = Field(default_factory=list, max_length=MAX_LOT_CAPACITY, validate_default=True)
+
+    @field_validator("lat", "lon")
+    @classmethod
+    def _not_denormal(cls, value: float) -> float:
+        if value != 0 and abs(value) < FINEST_DEGREES:
+            raise ValueError(f"must be 0 or at least {FINEST_DEGREES:g} from it (finer is noise)")
+        return value
 
     @field_validator("time_zone")
     @classmethod

@@ -14,6 +14,7 @@ from contextlib import ExitStack
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
@@ -216,6 +217,15 @@ def _failed(procs: Sequence[Process]) -> int:
     return 1
 
 
+def _without_password(url: str) -> str:
+    """Return a broker URL fit to print: the backend's password stays in its file, never on screen."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
 def _banner(  # noqa: PLR0913, PLR0917 -- what the banner shows
     city: CityLayout, base: str, token: str, database_url: str, harness: ServiceHarness, data_dir: Path
 ) -> str:
@@ -226,7 +236,7 @@ def _banner(  # noqa: PLR0913, PLR0917 -- what the banner shows
     OpenAPI        {base}/v1/openapi.json
     admin token    {token}
     database       {database_url}
-    broker         {harness.mqtt_url}
+    broker         {_without_password(str(harness.mqtt_url))}
     logs           {data_dir / "logs"}/api.log, gateway-1.log …, simulator.log
   Ctrl-C stops everything; data stays in {data_dir} (make clean removes it).
 """

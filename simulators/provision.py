@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncpg
 
-from parking_core.adapters.broker_files import hash_password
+from parking_core.adapters.broker_files import hash_password, new_device_password
 from parking_core.liveness import DEFAULT_HEARTBEAT_INTERVAL, default_stale_after
 from simulators.city import CityLayout
-
-SIM_DEVICE_PASSWORD = "sim-device-password"  # noqa: S105 -- every simulated sensor shares it (not a secret)
 
 
 async def provision_city(
@@ -17,13 +15,17 @@ async def provision_city(
     *,
     heartbeat_interval_s: int = int(DEFAULT_HEARTBEAT_INTERVAL.total_seconds()),
     stale_after_s: int | None = None,
-    password: str = SIM_DEVICE_PASSWORD,
+    password: str | None = None,
 ) -> None:
-    """Create districts, lots (counters: every spot unknown), spots and bay sensors; idempotent."""
+    """Create districts, lots (counters: every spot unknown), spots and bay sensors; idempotent.
+
+    Each sensor gets a random password of its own that nobody is told (the simulator publishes as
+    the backend): knowing this code gives no way onto a broker. Give *password* to share one.
+    """
     from datetime import timedelta
 
     stale = stale_after_s or int(default_stale_after(timedelta(seconds=heartbeat_interval_s)).total_seconds())
-    hashed = hash_password(password)  # one hash for all: PBKDF2 per device would take minutes at 1M
+    shared = hash_password(password) if password is not None else None
     conn = await asyncpg.connect(database_url)
     try:
         async with conn.transaction():
@@ -41,12 +43,17 @@ async def provision_city(
                 ],
             )
             await conn.execute(
-                "CREATE TEMP TABLE sim_spots (spot_id text, lot_id text, device_id text) ON COMMIT DROP"
+                "CREATE TEMP TABLE sim_spots (spot_id text, lot_id text, device_id text,"
+                " credential_hash text) ON COMMIT DROP"
             )
             await conn.copy_records_to_table(
                 "sim_spots",
-                columns=("spot_id", "lot_id", "device_id"),
-                records=[(s.spot_id, lot.lot_id, s.device_id) for lot in city.lots for s in lot.spots],
+                columns=("spot_id", "lot_id", "device_id", "credential_hash"),
+                records=[
+                    (s.spot_id, lot.lot_id, s.device_id, shared or hash_password(new_device_password()))
+                    for lot in city.lots
+                    for s in lot.spots
+                ],
             )
             await conn.execute(
                 "INSERT INTO spots (spot_id, lot_id) SELECT spot_id, lot_id FROM sim_spots"
@@ -55,11 +62,10 @@ async def provision_city(
             await conn.execute(
                 """INSERT INTO devices (device_id, kind, spot_id, lot_id, heartbeat_interval_s,
                                         stale_after_s, credential_hash, model)
-                   SELECT device_id, 'bay_sensor', spot_id, lot_id, $1, $2, $3, 'sim-bay-1'
+                   SELECT device_id, 'bay_sensor', spot_id, lot_id, $1, $2, credential_hash, 'sim-bay-1'
                    FROM sim_spots ON CONFLICT DO NOTHING""",
                 heartbeat_interval_s,
                 stale,
-                hashed,
             )
     finally:
         await conn.close()

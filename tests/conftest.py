@@ -89,6 +89,6 @@ def app_settings(harness: ServiceHarness, database_url: str, topic_prefix: str) 
     return harness.settings(
         database_url,
         topic_prefix=topic_prefix,
-        admin_token="test-admin-token",
+        admin_token="test-admin-token-of-32-characters-or-more",
         payment_secret="test-payment-secret",
     )

@@ -36,6 +36,7 @@ class FakeStore:
     writing: asyncio.Event = field(default_factory=asyncio.Event)  # set when a write begins
     written: list[SensorReading] = field(default_factory=list)
     attempts: list[int] = field(default_factory=list)  # readings per write attempt
+    refused: list[Rejection] = field(default_factory=list)
     recounts: int = 0
 
     async def write_batch(
@@ -54,7 +55,10 @@ class FakeStore:
         if any(r.device_id in self.poison_devices for r in readings):
             raise PoisonBatchError("value out of range")
         self.written.extend(readings)
-        return BatchResult(accepted=len(readings), presence=len(presences))
+        self.refused.extend(rejections)
+        result = BatchResult(accepted=len(readings), presence=len(presences))
+        result.rejected.update(r.reason.value for r in rejections)
+        return result
 
     async def sweep_silent(self, now: datetime) -> SweepResult:
         if self.sweep_failure is not None:
@@ -67,6 +71,9 @@ class FakeStore:
     async def recount_lots(self, now: datetime) -> list[str]:
         self.recounts += 1
         return []
+
+    async def prune_refusals(self, older_than: datetime) -> int:
+        return 0
 
 
 @dataclass

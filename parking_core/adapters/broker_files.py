@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import hashlib
 import os
 import secrets
 import signal
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +18,27 @@ from parking_core.topics import DeviceKind, device_acl_lines
 
 PBKDF2_ITERATIONS = 101  # what mosquitto_passwd 2.0 writes; the broker reads the count from the hash
 SALT_BYTES = 12  # mosquitto_passwd's salt length
+# Broker usernames in this namespace belong to the backend's own services (gateway, API,
+# simulators): no device id may take one, so no device can ever be given a service's identity.
+SERVICE_USER_PREFIX = "parking-"
+BROKER_PROCESS_NAME = "mosquitto"  # what /proc/<pid>/comm says of the broker we may signal
+
+
+class ReservedUsernameError(ValueError):
+    """Raised when a device id would be the broker username of the backend or another service."""
+
+    def __init__(self, username: str) -> None:
+        super().__init__(
+            f"{username!r} is a reserved broker username (the backend's own users and names starting"
+            f" with {SERVICE_USER_PREFIX!r} are reserved)"
+        )
+        self.username = username
+
+
+def is_reserved_username(username: str, reserved: Iterable[str]) -> bool:
+    """Tell whether *username* belongs to the backend: listed in *reserved*, or in the service namespace."""
+    folded = username.casefold()
+    return folded.startswith(SERVICE_USER_PREFIX) or folded in {name.casefold() for name in reserved}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,16 +95,39 @@ def _static_part(path: Path) -> str:
     return static.read_text() if static.exists() else ""
 
 
+def static_users(password_file: Path) -> set[str]:
+    """Return the usernames of the hand-kept part of the password file (the backend's users)."""
+    return set(_read_entries(password_file.with_name(password_file.name + ".static")))
+
+
+@contextlib.contextmanager
+def broker_files_lock(password_file: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the broker files, shared by every process that writes them."""
+    lock = password_file.with_name(password_file.name + ".lock")
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _replace_file(path: Path, text: str) -> None:
-    """Write *text* to *path* atomically, keeping the old file's owner (the broker must read it)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.chmod(0o600)
+    """Write *text* to *path* atomically through a temp file of its own, keeping the old owner."""
     owner = path if path.exists() else path.parent
     stat = owner.stat()
-    if os.geteuid() == 0:
-        os.chown(tmp, stat.st_uid, stat.st_gid)
-    tmp.replace(path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        tmp.chmod(0o600)
+        if os.geteuid() == 0:
+            os.chown(tmp, stat.st_uid, stat.st_gid)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _read_entries(path: Path) -> dict[str, str]:
@@ -97,36 +144,74 @@ def write_password_file(path: Path, users: Iterable[BrokerCredentials]) -> None:
     """Add or replace *users* in the static part ``<path>.static`` and in *path* itself."""
     static = path.with_name(path.name + ".static")
     fresh = {user.username: hash_password(user.password) for user in users}
-    static_entries = _read_entries(static) | fresh
-    static.write_text("".join(f"{name}:{hashed}\n" for name, hashed in static_entries.items()))
-    static.chmod(0o600)
-    live = _read_entries(path) | fresh
-    _replace_file(path, "".join(f"{name}:{hashed}\n" for name, hashed in live.items()))
+    with broker_files_lock(path):
+        static_entries = _read_entries(static) | fresh
+        _replace_file(static, "".join(f"{name}:{hashed}\n" for name, hashed in static_entries.items()))
+        live = _read_entries(path) | fresh
+        _replace_file(path, "".join(f"{name}:{hashed}\n" for name, hashed in live.items()))
 
 
-def render_broker_files(grants: Iterable[DeviceGrant], prefix: str) -> tuple[str, str]:
-    """Return the device part of the password file and of the ACL for *grants*."""
-    ordered = sorted(grants, key=lambda g: g.device_id)
+def render_broker_files(
+    grants: Iterable[DeviceGrant], prefix: str, reserved: Iterable[str] = ()
+) -> tuple[str, str]:
+    """Return the device part of the password file and of the ACL for *grants*.
+
+    A grant whose id is a reserved username is left out: the files can hold only one entry for
+    each of the backend's users, the hand-kept one.
+    """
+    taken = set(reserved)
+    ordered = sorted(
+        (g for g in grants if not is_reserved_username(g.device_id, taken)), key=lambda g: g.device_id
+    )
     passwd = "".join(f"{g.device_id}:{g.password_hash}\n" for g in ordered)
     acl = "\n".join(device_acl(g, prefix) for g in ordered)
     return passwd, acl
 
 
-def apply_broker_files(
+def is_broker_process(pid: int) -> bool:
+    """Tell whether *pid* is a running Mosquitto (a stale PID file may name some other process)."""
+    comm = Path(f"/proc/{pid}/comm")
+    if not Path("/proc/self/comm").exists():
+        return True  # no procfs to ask: trust the PID file, as mosquitto's own init scripts do
+    try:
+        return comm.read_text().strip() == BROKER_PROCESS_NAME
+    except OSError:
+        return False
+
+
+def reload_broker(pid_file: Path | None) -> bool:
+    """Send the broker named by *pid_file* SIGHUP if it is a running Mosquitto; tell if it was sent."""
+    if pid_file is None or not pid_file.exists():
+        return False
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (ValueError, OSError):
+        return False
+    if pid <= 1 or not is_broker_process(pid):
+        return False
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def apply_broker_files(  # noqa: PLR0913 -- the three broker files, named at each call
     grants: Iterable[DeviceGrant],
     prefix: str,
     password_file: Path,
     acl_file: Path,
     pid_file: Path | None,
+    *,
+    reserved: Iterable[str] = (),
 ) -> bool:
-    """Rewrite the broker's password file and ACL and signal it to reload; tell if it was signalled."""
-    passwd, acl = render_broker_files(grants, prefix)
-    _replace_file(password_file, _static_part(password_file) + passwd)
-    _replace_file(acl_file, _static_part(acl_file) + "\n" + acl)
-    if pid_file is None or not pid_file.exists():
-        return False
-    try:
-        os.kill(int(pid_file.read_text().strip()), signal.SIGHUP)
-    except (ValueError, ProcessLookupError, PermissionError):
-        return False
-    return True
+    """Rewrite the broker's password file and ACL and signal it to reload; tell if it was signalled.
+
+    Holds the cross-process lock of the files, so two API processes never interleave their writes.
+    """
+    with broker_files_lock(password_file):
+        taken = static_users(password_file) | set(reserved)
+        passwd, acl = render_broker_files(grants, prefix, taken)
+        _replace_file(password_file, _static_part(password_file) + passwd)
+        _replace_file(acl_file, _static_part(acl_file) + "\n" + acl)
+        return reload_broker(pid_file)

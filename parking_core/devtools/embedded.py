@@ -20,6 +20,10 @@ from parking_core.adapters.broker_files import BrokerCredentials, write_password
 PG_START_TIMEOUT_S = 30.0  # a cold initdb + start takes ~1 s here; leave room for a loaded CI box
 MQTT_START_TIMEOUT_S = 10.0  # mosquitto listens within ~20 ms
 BACKEND_USER = "parking-backend"
+# The broker disconnects a client that sends a larger MQTT packet. A device message is ~150 bytes and
+# the gateway refuses (and records) payloads over 8 KiB; this outer bound stops a client from making
+# the broker hold megabytes per message. docs/security.md gives the same line for production.
+BROKER_MAX_PACKET_BYTES = 1024 * 1024
 
 
 class EmbeddedServiceError(RuntimeError):
@@ -243,6 +247,7 @@ class MosquittoBroker:
             "max_inflight_messages 0",  # ack-after-commit holds a whole batch in flight
             "max_queued_messages 0",  # the gateway's persistent session keeps all while it is down
             "max_keepalive 300",
+            f"max_packet_size {BROKER_MAX_PACKET_BYTES}",
             "log_type error",
             "log_type warning",
             "log_type notice",

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-ADMIN = {"Authorization": "Bearer test-admin-token"}
+ADMIN = {"Authorization": "Bearer test-admin-token-of-32-characters-or-more"}
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",  # we run as root in a container

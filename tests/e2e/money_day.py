@@ -26,7 +26,7 @@ from simulators.payment_provider import ProviderFaults, ProviderSimulator
 from tests.integration.gateway.helpers import eventually
 from tests.integration.money.helpers import TARIFF, make_lot
 
-ADMIN = {"Authorization": "Bearer test-admin-token"}
+ADMIN = {"Authorization": "Bearer test-admin-token-of-32-characters-or-more"}
 BEHAVIOURS = ("at_once", "late", "never", "twice")
 
 
@@ -120,7 +120,7 @@ async def pay_order(
     async with session.post(
         f"{api}/v1/invoices/{invoice_id}/payments",
         json={"provider": provider},
-        headers={"Authorization": "Bearer test-admin-token"},
+        headers={"Authorization": "Bearer test-admin-token-of-32-characters-or-more"},
     ) as resp:
         assert resp.status == 201, await resp.text()
         return dict(await resp.json())

@@ -31,7 +31,7 @@ from simulators.provision import provision_city
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 Client = TestClient[Any, Any]
-ADMIN = {"Authorization": "Bearer test-admin-token"}
+ADMIN = {"Authorization": "Bearer test-admin-token-of-32-characters-or-more"}
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CITY = generate_city(1, 2, 6, prefix="wk")
 PUBLIC, OFFICE = CITY.lots

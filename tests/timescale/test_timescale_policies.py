@@ -61,6 +61,7 @@ def test_policies_are_registered(timescale_db: PgliteSession) -> None:
         ("policy_retention", "gate_passages"): {"drop_after": "730 days"},
         ("policy_retention", "gate_acks"): {"drop_after": "90 days"},
         ("policy_retention", "gate_events"): {"drop_after": "365 days"},
+        ("policy_retention", "rejected_messages"): {"drop_after": "30 days"},
     }
     assert len(rows) == len(got)
 
@@ -72,7 +73,7 @@ def test_every_policy_job_runs(timescale_db: PgliteSession) -> None:
         " WHERE proc_name IN ('policy_refresh_continuous_aggregate', 'policy_compression',"
         " 'policy_retention') ORDER BY job_id"
     )
-    assert len(jobs) == 12  # 8 of the sensor history, 4 retention policies of the gate history
+    assert len(jobs) == 13  # 8 of the sensor history, 4 of the gate history, 1 of refusals (0020)
     for job in jobs:
         try:
             run_job(timescale_db, job["job_id"])

@@ -27,6 +27,7 @@ HISTORY_HYPERTABLES = {
     "gate_events": "30 days",
     "plate_lookups": "30 days",
 }
+REFUSALS_HYPERTABLE = ("rejected_messages", "received_at", "1 day")  # kept 30 days (0020)
 EARTH_RADIUS_M = 6378168.0  # earthdistance's earth()
 
 
@@ -69,7 +70,7 @@ def test_history_tables_are_hypertables(timescale_db: PgliteSession) -> None:
         "SELECT hypertable_name, compression_enabled FROM timescaledb_information.hypertables"
         " WHERE hypertable_schema = 'public'"
     )
-    assert {row["hypertable_name"] for row in rows} == set(HISTORY_HYPERTABLES)
+    assert {row["hypertable_name"] for row in rows} == {*HISTORY_HYPERTABLES, REFUSALS_HYPERTABLE[0]}
     compressed = {row["hypertable_name"] for row in rows if row["compression_enabled"]}
     assert compressed == {"sensor_readings", "spot_status_changes", "lot_occupancy"}
     dims = timescale_db.query(
@@ -78,7 +79,7 @@ def test_history_tables_are_hypertables(timescale_db: PgliteSession) -> None:
     )
     assert {row["hypertable_name"]: (row["column_name"], row["every"]) for row in dims} == {
         table: ("ts", every) for table, every in HISTORY_HYPERTABLES.items()
-    }
+    } | {REFUSALS_HYPERTABLE[0]: REFUSALS_HYPERTABLE[1:]}
     caggs = timescale_db.query(
         "SELECT view_name, hypertable_name FROM timescaledb_information.continuous_aggregates"
     )

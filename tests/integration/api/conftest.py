@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from guidance_api.app import create_app
 from parking_core.adapters.settings import Settings
 
-ADMIN = {"Authorization": "Bearer test-admin-token"}
+ADMIN = {"Authorization": "Bearer test-admin-token-of-32-characters-or-more"}
 
 
 @pytest.fixture

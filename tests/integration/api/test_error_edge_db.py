@@ -125,7 +125,7 @@ async def test_a_nul_byte_in_a_query_parameter_is_400(
 ) -> None:
     """Text PostgreSQL cannot store reaches it only as a 400, whichever route it came through."""
     api = await aiohttp_client(create_app(app_settings))
-    headers = {"Authorization": "Bearer test-admin-token"}
+    headers = {"Authorization": "Bearer test-admin-token-of-32-characters-or-more"}
     resp = await api.get("/v1/operator/rejected-messages", params={"reason": "a\x00b"}, headers=headers)
     assert resp.status == 400
     assert resp.content_type == "application/problem+json"

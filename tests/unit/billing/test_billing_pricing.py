@@ -265,3 +265,15 @@ def test_quote_json_shows_local_times_and_lines() -> None:
         "unit_price_fen": 1000,
         "detail": "night: flat fee per entry",
     }
+
+
+def test_pricing_work_is_bounded_by_the_stay_length() -> None:
+    """A stay longer than MAX_PRICED_STAY_DAYS is refused before any work, naming the limit."""
+    from billing import MAX_PRICED_STAY_DAYS, StayTooLongError, load_example_tariffs
+
+    tariff = next(iter(load_example_tariffs().values()))
+    entry = datetime.combine(tariff.valid_from, datetime.min.time(), UTC) + timedelta(days=1)
+    price_stay(entry, entry + timedelta(days=MAX_PRICED_STAY_DAYS), VehicleClass.SMALL_CAR, tariff)
+    with pytest.raises(StayTooLongError) as refused:
+        price_stay(entry, entry + timedelta(days=20 * 365), VehicleClass.SMALL_CAR, tariff)
+    assert refused.value.limit_days == MAX_PRICED_STAY_DAYS
