@@ -35,8 +35,8 @@ from guidance_api import (
 from guidance_api.broker import BrokerSync
 from guidance_api.context import BROKER, CLOCK, DB_POOL, LOT_WATCH, SETTINGS, TARIFFS, Clock, utc_now
 from guidance_api.error_edge import problem_middleware
-from guidance_api.live import LotWatch
 from guidance_api.input_guard import refuse_unstorable_query
+from guidance_api.live import LotWatch
 from guidance_api.openapi import Routes
 from guidance_api.reservation_sweep import run_sweeps
 from guidance_api.tariff_cache import TariffCache
@@ -92,7 +92,9 @@ def create_app(
     """Build the application; it opens its own pool unless given one, and sweeps holds unless told not to
     (tests that drive a simulated clock call the sweep themselves).
     """
-    app = web.Application(middlewares=[problem_middleware, refuse_unstorable_query], client_max_size=8 * 1024 * 1024)
+    app = web.Application(
+        middlewares=[problem_middleware, refuse_unstorable_query], client_max_size=8 * 1024 * 1024
+    )
     app[SETTINGS] = settings
     app[BROKER] = BrokerSync(settings)
     app[TARIFFS] = TariffCache()

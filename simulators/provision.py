@@ -82,7 +82,7 @@ async def provision_gate_lots(
 
     *lots* are (lot_id, entry device, exit device), as ``simulators.gates.GateSimulator`` takes them.
     """
-    hashed = hash_password(SIM_DEVICE_PASSWORD)
+    hashed = hash_password(new_device_password())  # one password for the gates, and nobody knows it
     conn = await asyncpg.connect(database_url)
     try:
         async with conn.transaction():
