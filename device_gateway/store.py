@@ -298,7 +298,14 @@ def due_for_touch(
         assert isinstance(seen, datetime)
         last = dev["last_seen_at"]
         every = timedelta(seconds=min(TOUCH_EVERY_S, dev["stale_after_s"] / 10))
-        if device_id in woken or dev["status"] != "online" or last is None or seen >= last + every:
+        reports_health = any(rows[column][index] is not None for column in (4, 5, 6))
+        if (
+            device_id in woken
+            or dev["status"] != "online"
+            or last is None
+            or seen >= last + every
+            or reports_health  # TOUCH_DEVICES keeps the newest battery, signal and firmware
+        ):
             keep.append(index)
     return [[column[i] for i in keep] for column in rows]
 
