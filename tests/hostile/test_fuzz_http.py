@@ -23,10 +23,14 @@ from tests.integration.api.conftest import ADMIN
 
 pytestmark = [pytest.mark.hostile, pytest.mark.db]
 EXAMPLES_PER_OPERATION = 30  # ~700 requests in all, valid and invalid: a minute here
+# Server-sent events never end: a generated call would read the stream for ever (the route takes no
+# parameters to fuzz; the authorization matrix and the operator page test read its first event).
+STREAMS = frozenset({("GET", "/v1/operator/live")})
 OPERATIONS = sorted(
     (method.upper(), path)
     for path, methods in all_routes().document("x", "0")["paths"].items()
     for method in methods
+    if (method.upper(), path) not in STREAMS
 )
 
 
