@@ -22,6 +22,9 @@ SALT_BYTES = 12  # mosquitto_passwd's salt length
 # simulators): no device id may take one, so no device can ever be given a service's identity.
 SERVICE_USER_PREFIX = "parking-"
 BROKER_PROCESS_NAME = "mosquitto"  # what /proc/<pid>/comm says of the broker we may signal
+# A user with no topics whose password follows the files' content: once the broker lets it connect,
+# the broker has loaded these very files (see `reload_check_credentials`).
+RELOAD_CHECK_USER = SERVICE_USER_PREFIX + "reload-check"
 
 
 class ReservedUsernameError(ValueError):
@@ -212,6 +215,26 @@ def apply_broker_files(  # noqa: PLR0913 -- the three broker files, named at eac
     with broker_files_lock(password_file):
         taken = static_users(password_file) | set(reserved)
         passwd, acl = render_broker_files(grants, prefix, taken)
-        _replace_file(password_file, _static_part(password_file) + passwd)
-        _replace_file(acl_file, _static_part(acl_file) + "\n" + acl)
+        passwd_text = _static_part(password_file) + passwd
+        acl_text = _static_part(acl_file) + "\n" + acl
+        check = _check_credentials(passwd_text, acl_text)
+        _replace_file(password_file, passwd_text + f"{check.username}:{hash_password(check.password)}\n")
+        _replace_file(acl_file, acl_text)
         return reload_broker(pid_file)
+
+
+def reload_check_credentials(password_file: Path, acl_file: Path) -> BrokerCredentials:
+    """Return the check user's credentials for the broker files as they are now.
+
+    `apply_broker_files` gives the check user a password derived from the rest of both files, so the
+    broker accepts these credentials once it has loaded this content (or a copy of it) and not before.
+    """
+    with broker_files_lock(password_file):
+        lines = password_file.read_text().splitlines(keepends=True)
+        rest = "".join(line for line in lines if not line.startswith(f"{RELOAD_CHECK_USER}:"))
+        return _check_credentials(rest, acl_file.read_text())
+
+
+def _check_credentials(passwd_text: str, acl_text: str) -> BrokerCredentials:
+    digest = hashlib.sha256(f"{passwd_text}\0{acl_text}".encode()).hexdigest()
+    return BrokerCredentials(RELOAD_CHECK_USER, digest[:32])

@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 from parking_core.adapters.broker_files import (
+    RELOAD_CHECK_USER,
     BrokerCredentials,
     DeviceGrant,
     apply_broker_files,
@@ -57,7 +58,7 @@ def test_the_files_cannot_hold_a_second_entry_for_a_reserved_user(tmp_path: Path
         None,
         reserved={"ops"},
     )
-    assert users(passwd) == ["parking-backend", "SEN-1"]
+    assert users(passwd) == ["parking-backend", "SEN-1", RELOAD_CHECK_USER]
     acl_users = [line for line in acl.read_text().splitlines() if line.startswith("user ")]
     assert acl_users == ["user parking-backend", "user SEN-1"]
     device_part, _ = render_broker_files([grant("parking-x"), grant("a")], PREFIX)
