@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 # Debian packages: the broker and its clients, PostgreSQL server + contrib (cube, earthdistance),
-# Node for the TimescaleDB (PGlite) test tier, Chromium (and a Chinese font) for the dashboard page test.
-packages=(mosquitto mosquitto-clients postgresql postgresql-contrib nodejs npm chromium fonts-wqy-microhei)
+# Node for the TimescaleDB (PGlite) test tier, Chromium (and a Chinese font) for the dashboard page test,
+# openssl (throwaway CA of the TLS broker test) and systemd (systemd-analyze verifies the shipped units).
+packages=(mosquitto mosquitto-clients postgresql postgresql-contrib nodejs npm chromium fonts-wqy-microhei openssl systemd)
 missing=()
 for pkg in "${packages[@]}"; do
   case "$pkg" in
