@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -151,7 +151,7 @@ async def refresh_sharing(conn: Connection, now: datetime, lot_id: str | None = 
     changed = []
     for row in rows:
         tariff = await tariff_in_force(conn, row["tariff_id"], now)
-        day_type = week_day_type if tariff is None else (lambda day, t=tariff: t.day_type(day).value)
+        day_type = day_types_of(tariff)
         quota = shared_spaces_at(
             rules_of(json.loads(row["rules"])), now, ZoneInfo(row["time_zone"]), day_type
         )
@@ -168,6 +168,13 @@ async def refresh_sharing(conn: Connection, now: datetime, lot_id: str | None = 
 def week_day_type(day: date) -> str:
     """Day type of a lot without a tariff (no holiday calendar): Saturdays and Sundays are weekend."""
     return day_type_of(day).value
+
+
+def day_types_of(tariff: Tariff | None) -> Callable[[date], str]:
+    """Return how a lot's days are typed: by its tariff's calendar, or by the week without one."""
+    if tariff is None:
+        return week_day_type
+    return lambda day: tariff.day_type(day).value
 
 
 async def sweep(pool: asyncpg.Pool, now: datetime) -> SweepResult:

@@ -16,7 +16,7 @@ from guidance_api.openapi import Param, RouteDoc, Routes
 from guidance_api.params import bad_param, time_param
 from guidance_api.problems import ProblemError
 from guidance_api.requests import ID_SCHEMA, path_id
-from guidance_api.reservation_sweep import rules_of, tariff_in_force, week_day_type
+from guidance_api.reservation_sweep import day_types_of, rules_of, tariff_in_force
 from guidance_api.scope import check_lot_scope
 from parking_core.sharing import overstay_fee, window_end_after
 
@@ -70,7 +70,7 @@ async def get_overstays(request: web.Request) -> web.Response:
     async with pool.acquire() as conn:
         tariff = await tariff_in_force(conn, row["tariff_id"], start)
         stays = await conn.fetch(PUBLIC_STAYS, lot_id, start, end, list(row["members"]), MAX_STAYS)
-    day_type = week_day_type if tariff is None else (lambda day: tariff.day_type(day).value)
+    day_type = day_types_of(tariff)
     rules, tz = rules_of(json.loads(row["rules"])), ZoneInfo(row["time_zone"])
     unit = timedelta(minutes=row["overstay_unit_min"])
     items: list[dict[str, Any]] = []

@@ -17,7 +17,7 @@ from guidance_api.openapi import Param, RouteDoc, Routes
 from guidance_api.params import bad_param, int_param, time_param
 from guidance_api.problems import ProblemError
 from guidance_api.requests import ID_SCHEMA, parse_body, path_id
-from guidance_api.reservation_sweep import refresh_sharing, rules_of, tariff_in_force, week_day_type
+from guidance_api.reservation_sweep import day_types_of, refresh_sharing, rules_of, tariff_in_force
 from guidance_api.schemas import ClosureBody, SharingBody
 from guidance_api.scope import check_lot_scope
 from parking_core.adapters.closures_store import (
@@ -276,7 +276,7 @@ async def get_windows(request: web.Request) -> web.Response:
         raise ProblemError(pt.NOT_SHARED, f"lot {lot_id!r} publishes no sharing windows")
     async with pool.acquire() as conn:
         tariff = await tariff_in_force(conn, row["tariff_id"], start)
-    day_type = week_day_type if tariff is None else (lambda day: tariff.day_type(day).value)
+    day_type = day_types_of(tariff)
     windows = windows_between(
         rules_of(json.loads(row["rules"])), start, end, ZoneInfo(row["time_zone"]), day_type
     )
@@ -335,7 +335,7 @@ async def get_revenue(request: web.Request) -> web.Response:
         raise ProblemError(pt.NOT_SHARED, f"lot {lot_id!r} publishes no sharing windows")
     async with pool.acquire() as conn:
         tariff = await tariff_in_force(conn, row["tariff_id"], start)
-        day_type = week_day_type if tariff is None else (lambda day: tariff.day_type(day).value)
+        day_type = day_types_of(tariff)
         rules = rules_of(json.loads(row["rules"]))
         windows = windows_between(rules, start, end, ZoneInfo(row["time_zone"]), day_type)
         bounds = ([w.start for w in windows], [w.end for w in windows])
