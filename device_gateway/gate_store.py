@@ -57,6 +57,16 @@ SELECT count(*) FILTER (WHERE r.plate <> $2)::integer AS others,
 FROM reservations r WHERE r.lot_id = $1 AND r.status = 'held'
 """
 INSIDE_COUNT = "SELECT count(*) FROM sessions WHERE lot_id = $1 AND state IN ('pending', 'open')"
+# A shared lot in a window: what of its public quota is taken (parking_core.gate_decisions), i.e. the
+# inside sessions of plates that are no members and the holds of other such plates. Read only for a
+# plate of the public at a shared lot, after HOLDS_AT_ENTRY took the lot's row lock.
+PUBLIC_TAKEN = """
+SELECT (SELECT count(*) FROM sessions s WHERE s.lot_id = $1 AND s.state IN ('pending', 'open')
+          AND NOT coalesce(s.plate = ANY(m.members), false))
+     + (SELECT count(*) FROM reservations r WHERE r.lot_id = $1 AND r.status = 'held' AND r.plate <> $2
+          AND NOT r.plate = ANY(m.members))
+FROM lot_sharing m WHERE m.lot_id = $1
+"""
 INSIDE_OF_PLATE = """
 SELECT session_id, plate, state, started_at, paid_fen, no_entry, amount_fen, plate_color
 FROM sessions WHERE lot_id = $1 AND plate = $2 AND state IN ('pending', 'open')
@@ -191,6 +201,9 @@ async def _entry(
         policy = replace(policy, deny_list=policy.deny_list | {read.plate})
     holds = await conn.fetchrow(HOLDS_AT_ENTRY, read.lot_id, read.plate)  # locks the lot's row
     assert holds is not None, "an aggregate returns one row"
+    quota, taken = None, 0
+    if (holds["shared_spaces"] or 0) > 0 and not holds["member"] and not holds["mine"]:
+        quota, taken = holds["shared_spaces"], await conn.fetchval(PUBLIC_TAKEN, read.lot_id, read.plate) or 0
     context = EntryContext(
         capacity,
         inside,
@@ -199,6 +212,8 @@ async def _entry(
         reserved_for_plate=holds["mine"],
         arrears_fen=money.standing.arrears_fen,
         closed_to_public=holds["shared_spaces"] == 0 and not holds["member"],
+        public_quota=quota,
+        public_taken=taken,
     )
     decision = decide_entry(read, policy, context)
     detail = {"seq": read.seq, "confidence": read.confidence, "reason": decision.command.reason.value}

@@ -46,11 +46,20 @@ class EntryContext:
     reserved_for_plate: bool = False
     arrears_fen: int = 0
     closed_to_public: bool = False  # a shared lot outside its windows, and this plate is no member
+    # A shared lot inside a window, for a plate that is no member: the public quota now, and what of it
+    # is taken (the public's inside sessions and the holds of other plates). None: no quota applies.
+    public_quota: int | None = None
+    public_taken: int = 0
 
     @property
     def room(self) -> int:
         """Return how many more vehicles may enter now."""
         return self.capacity - self.inside - self.held_spots
+
+    @property
+    def public_room(self) -> int | None:
+        """Return how many more of the public may enter a shared lot now (None: not limited)."""
+        return None if self.public_quota is None else self.public_quota - self.public_taken
 
 
 class SessionEffect(StrEnum):
@@ -87,8 +96,23 @@ def _refusal(policy: GatePolicy, context: EntryContext) -> Reason | None:
     return None
 
 
+def _no_room(context: EntryContext, superseding: bool) -> Reason:
+    """Return `full` when the lot has no room, `quota_full` when a shared lot's public quota is used
+    up (for the public only), else `entry`. A plate superseding its own session frees that place.
+    """
+    freed = 1 if superseding else 0
+    if context.room + freed <= 0:
+        return Reason.FULL
+    public_room = context.public_room
+    if public_room is not None and public_room + freed <= 0:
+        return Reason.QUOTA_FULL
+    return Reason.ENTRY
+
+
 def decide_entry(read: PlateRead, policy: GatePolicy, context: EntryContext) -> Decision:
-    """Decide an entry read: deny list, confidence, re-read, arrears, reservation, room (docs/gates.md)."""
+    """Decide an entry read: deny list, confidence, re-read, arrears, reservation, room, a shared lot's
+    public quota (docs/gates.md).
+    """
     plate = read.plate
     if read.confidence < policy.min_confidence:
         return _hold(read, Reason.LOW_CONFIDENCE)
@@ -102,13 +126,9 @@ def decide_entry(read: PlateRead, policy: GatePolicy, context: EntryContext) -> 
     refusal = _refusal(policy, context)
     if refusal is not None:
         return _hold(read, refusal)
-    room = context.room + (1 if own is not None else 0)  # a superseded session frees its place
-    if context.reserved_for_plate:
-        reason = Reason.RESERVED
-    elif room <= 0:
-        return _hold(read, Reason.FULL)
-    else:
-        reason = Reason.ENTRY
+    reason = Reason.RESERVED if context.reserved_for_plate else _no_room(context, own is not None)
+    if reason in {Reason.FULL, Reason.QUOTA_FULL}:
+        return _hold(read, reason)
     events: tuple[GateEvent, ...] = ()
     if own is not None:  # in again without having left: its exit was missed
         events = (

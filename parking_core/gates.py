@@ -26,7 +26,7 @@ class Action(StrEnum):
 
 
 class Reason(StrEnum):
-    """Why a command opens or holds (CONTRACT.md's, plus two documented in docs/gates.md)."""
+    """Why a command opens or holds (CONTRACT.md's, plus those documented in docs/gates.md)."""
 
     ENTRY = "entry"
     PAID = "paid"
@@ -41,6 +41,7 @@ class Reason(StrEnum):
     LOW_CONFIDENCE = "low_confidence"  # the read is not trustworthy: re-read or manual release
     PAYMENT_DUE = "payment_due"  # exit held until the amount shown is paid (pay station, QR code)
     NOT_PUBLIC = "not_public"  # a shared lot outside its windows, and the plate is no member
+    QUOTA_FULL = "quota_full"  # a shared lot in a window whose public quota is used up; members enter
 
 
 class NoEntryPolicy(StrEnum):
@@ -164,6 +165,7 @@ DISPLAY_NOTE = {
     Reason.MANUAL: "人工放行",
     Reason.PAYMENT_DUE: "请缴费",
     Reason.NOT_PUBLIC: "非开放时段 仅限内部车辆",
+    Reason.QUOTA_FULL: "共享车位已满",
 }
 
 

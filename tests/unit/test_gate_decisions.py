@@ -52,6 +52,31 @@ def test_entry_opens_when_there_is_room_and_holds_when_full() -> None:
     assert decide_entry(read(), GatePolicy(), reserved).command.reason is Reason.RESERVED
 
 
+def test_a_shared_lots_public_quota_holds_the_public_only() -> None:
+    """Quota 3 with 3 public cars in (or held for others): the public is held `quota_full` though
+    the lot has room; members (no quota applies) and the plate holding a space enter; a car of the
+    public entering again frees its own place; a full lot says `full` first."""
+    used_up = EntryContext(capacity=10, inside=5, public_quota=3, public_taken=3)
+    held = decide_entry(read(), GatePolicy(), used_up)
+    assert (held.command.action, held.command.reason, held.effect) == (
+        Action.HOLD,
+        Reason.QUOTA_FULL,
+        SessionEffect.NONE,
+    )
+    assert held.command.display == f"{PLATE} 共享车位已满"
+    member = EntryContext(capacity=10, inside=5)  # the store sets no quota for a member
+    assert decide_entry(read(), GatePolicy(), member).command.reason is Reason.ENTRY
+    mine = EntryContext(capacity=10, inside=5, reserved_for_plate=True, public_quota=3, public_taken=3)
+    assert decide_entry(read(), GatePolicy(), mine).command.reason is Reason.RESERVED
+    room_left = EntryContext(capacity=10, inside=5, public_quota=3, public_taken=2)
+    assert decide_entry(read(), GatePolicy(), room_left).command.reason is Reason.ENTRY
+    own = InsideSession("s1", PLATE, pending=False, started_at=T0)
+    again = EntryContext(capacity=10, inside=5, plate_session=own, public_quota=3, public_taken=3)
+    assert decide_entry(read(), GatePolicy(), again).command.reason is Reason.ENTRY
+    full = EntryContext(capacity=5, inside=5, public_quota=3, public_taken=3)
+    assert decide_entry(read(), GatePolicy(), full).command.reason is Reason.FULL
+
+
 def test_deny_list_low_confidence_and_arrears_hold() -> None:
     """Each refusal names its reason; low confidence comes first (the plate itself is in doubt)."""
     deny = GatePolicy(deny_list=frozenset({PLATE}))

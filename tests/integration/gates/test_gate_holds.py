@@ -85,3 +85,38 @@ async def test_a_shared_lot_outside_its_windows_admits_members_only(db: asyncpg.
     assert (stranger.command.action, stranger.command.reason) == (Action.HOLD, Reason.NOT_PUBLIC)
     member = await decide_read(db, entry("豫A88888", 11, lot=lot), "blue", T0, pricer)
     assert (member.command.action, member.command.reason) == (Action.OPEN, Reason.ENTRY)
+
+
+async def test_a_shared_lots_public_quota_is_kept_at_the_gate(db: asyncpg.Connection) -> None:
+    """Inside a window with quota 2 (capacity 5): a hold of the public and one stranger use it up, the
+    next stranger is held `quota_full`; the member and the plate holding the space still enter."""
+    lot = LotId("quota-gl")
+    await provision_gate_lots(db, [lot], 5)
+    await db.execute(
+        "INSERT INTO lot_sharing (lot_id, owner_name, owner_share_percent, rules, members, updated_by,"
+        " updated_at) VALUES ($1, 'office', 50, '[]', ARRAY['豫A88888'], 'test', $2)",
+        lot,
+        T0,
+    )
+    await db.execute("UPDATE lots SET shared_spaces = 2 WHERE lot_id = $1", lot)
+    await create_hold(db, HoldRequest("qh-1", lot, "豫D00001", WINDOW), T0)
+    pricer = StayPricer()
+    first = await decide_read(db, entry("豫C00001", 20, lot=lot), "blue", T0, pricer)
+    assert (first.command.action, first.command.reason) == (Action.OPEN, Reason.ENTRY)
+    second = await decide_read(db, entry("豫C00002", 21, lot=lot), "blue", T0, pricer)
+    assert (second.command.action, second.command.reason) == (Action.HOLD, Reason.QUOTA_FULL)
+    assert second.command.display == "豫C00002 共享车位已满"
+    member = await decide_read(db, entry("豫A88888", 22, lot=lot), "blue", T0, pricer)
+    assert (member.command.action, member.command.reason) == (Action.OPEN, Reason.ENTRY)
+    later = T0 + timedelta(minutes=12)
+    holder = await decide_read(db, entry("豫D00001", 23, 12, lot=lot), "blue", later, pricer)
+    assert (holder.command.action, holder.command.reason) == (Action.OPEN, Reason.RESERVED)
+    again = await decide_read(db, entry("豫C00002", 24, 13, lot=lot), "blue", later, pricer)
+    assert again.command.reason is Reason.QUOTA_FULL  # two of the public inside now
+    stored = await db.fetchval(
+        "SELECT count(*) FROM gate_commands WHERE lot_id = $1 AND reason = 'quota_full'", lot
+    )
+    assert stored == 2  # refusals recorded for operators
+    await db.execute("UPDATE lots SET shared_spaces = 3 WHERE lot_id = $1", lot)  # a larger window
+    opened = await decide_read(db, entry("豫C00002", 25, 14, lot=lot), "blue", later, pricer)
+    assert opened.command.reason is Reason.ENTRY
