@@ -33,6 +33,7 @@ class LineKind(StrEnum):
     SESSION_CAP = "session_cap"  # reduction by the session max fee (negative)
     RESERVATION_FEE = "reservation_fee"  # a kept, late-cancelled or missed reservation (reservation_fees.py)
     NO_SHOW_FEE = "no_show_fee"  # a reservation nobody arrived for
+    OVERSTAY_SURCHARGE = "overstay_surcharge"  # a public stay past a shared lot's window (overstay.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from guidance_api import (
     coverage,
     dashboard,
     driver_money,
+    driver_notifications,
     gate_routes,
     guidance,
     guidance_spread,
@@ -79,6 +80,7 @@ def all_routes() -> Routes:
         operator_live,
         dashboard,
         driver_money,
+        driver_notifications,
         payment_notify,
         money_operator,
     ):

@@ -1,30 +1,31 @@
-"""The API's sweep: arrivals by sensor, no-shows, reservation fees, closure schedules, sharing quotas."""
+"""The API's sweep: arrivals by sensor, no-shows, reservation fees, closure schedules, sharing quotas,
+reminders before a sharing window ends and overstay surcharges after it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 import structlog
 from aiohttp import web
 
-from billing import Tariff, parse_tariff, select_tariff_version
+from billing import Tariff, parse_tariff
 from billing.adapters.ledger_store import raise_invoice
 from billing.invoices import PricedStay
 from billing.reservation_fees import fee_quote, reservation_fees
-from billing.tariff import day_type_of
 from guidance_api.context import CLOCK, DB_POOL
+from guidance_api.sharing_ends import charge_overstays, send_reminders
+from guidance_api.sharing_terms import shared_lots
 from parking_core.adapters.closures_store import apply_schedules
 from parking_core.adapters.hold_endings import release_no_shows, sensor_arrivals
 from parking_core.adapters.lot_changes import Connection, prune_changes, record_lot_change
 from parking_core.reservations import HoldStatus
-from parking_core.sharing import SharingRule, shared_spaces_at
 
 log = structlog.get_logger("guidance_api")
 SWEEP_INTERVAL_S = 2.0  # no-shows are released within about this long after their deadline
@@ -49,34 +50,8 @@ class SweepResult:
     priced: int = 0
     closures: int = 0
     sharing_changed: list[str] = field(default_factory=list)
-
-
-def minute_of(clock: str) -> int:
-    """Return HH:MM (24:00 allowed) as minutes of the day."""
-    hours, minutes = clock.split(":")
-    return int(hours) * 60 + int(minutes)
-
-
-def rules_of(document: list[dict[str, Any]]) -> list[SharingRule]:
-    """Return the sharing rules of a stored ``lot_sharing.rules`` document."""
-    return [
-        SharingRule(
-            r["rule_id"], frozenset(r["day_types"]), minute_of(r["start"]), minute_of(r["end"]), r["spaces"]
-        )
-        for r in document
-    ]
-
-
-async def tariff_in_force(conn: Connection, tariff_id: str | None, at: datetime) -> Tariff | None:
-    """Return the version of *tariff_id* in force at *at* (None without one)."""
-    if tariff_id is None:
-        return None
-    rows = await conn.fetch("SELECT document FROM tariff_versions WHERE tariff_id = $1", tariff_id)
-    versions = [parse_tariff(json.loads(r["document"])) for r in rows]
-    try:
-        return select_tariff_version(versions, at) if versions else None
-    except LookupError:
-        return None
+    reminders: int = 0  # drivers told their sharing window ends soon
+    overstays: int = 0  # stays past a window's end judged (and their surcharge invoiced)
 
 
 async def tariff_version(conn: Connection, tariff_id: str, version: int) -> Tariff | None:
@@ -143,38 +118,15 @@ async def _price(conn: Connection, row: Any, now: datetime) -> None:
 
 async def refresh_sharing(conn: Connection, now: datetime, lot_id: str | None = None) -> list[str]:
     """Set each shared lot's public quota for *now* from its rules and its tariff's calendar."""
-    rows = await conn.fetch(
-        "SELECT s.lot_id, s.rules, l.shared_spaces, l.tariff_id, l.time_zone FROM lot_sharing s"
-        " JOIN lots l USING (lot_id) WHERE $1::text IS NULL OR s.lot_id = $1 ORDER BY s.lot_id",
-        lot_id,
-    )
     changed = []
-    for row in rows:
-        tariff = await tariff_in_force(conn, row["tariff_id"], now)
-        day_type = day_types_of(tariff)
-        quota = shared_spaces_at(
-            rules_of(json.loads(row["rules"])), now, ZoneInfo(row["time_zone"]), day_type
-        )
-        if quota != row["shared_spaces"]:
+    for lot in await shared_lots(conn, now, lot_id):
+        quota = lot.quota_at(now)
+        if quota != lot.shared_spaces:
             async with conn.transaction():
-                await conn.execute(
-                    "UPDATE lots SET shared_spaces = $2 WHERE lot_id = $1", row["lot_id"], quota
-                )
-                await record_lot_change(conn, [row["lot_id"]], now, "sharing")
-            changed.append(row["lot_id"])
+                await conn.execute("UPDATE lots SET shared_spaces = $2 WHERE lot_id = $1", lot.lot_id, quota)
+                await record_lot_change(conn, [lot.lot_id], now, "sharing")
+            changed.append(lot.lot_id)
     return changed
-
-
-def week_day_type(day: date) -> str:
-    """Day type of a lot without a tariff (no holiday calendar): Saturdays and Sundays are weekend."""
-    return day_type_of(day).value
-
-
-def day_types_of(tariff: Tariff | None) -> Callable[[date], str]:
-    """Return how a lot's days are typed: by its tariff's calendar, or by the week without one."""
-    if tariff is None:
-        return week_day_type
-    return lambda day: tariff.day_type(day).value
 
 
 async def sweep(pool: asyncpg.Pool, now: datetime) -> SweepResult:
@@ -190,6 +142,9 @@ async def sweep(pool: asyncpg.Pool, now: datetime) -> SweepResult:
         result.priced = await charge_fees(conn, now)
         result.closures = await apply_schedules(conn, now)
         result.sharing_changed = await refresh_sharing(conn, now)
+        shared = await shared_lots(conn, now)
+        result.reminders = await send_reminders(conn, shared, now)
+        result.overstays = await charge_overstays(conn, shared, now)
         await prune_changes(conn, now)
     return result
 

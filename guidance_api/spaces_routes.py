@@ -6,7 +6,6 @@ import json
 import secrets
 from datetime import timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -17,9 +16,10 @@ from guidance_api.openapi import Param, RouteDoc, Routes
 from guidance_api.params import bad_param, int_param, time_param
 from guidance_api.problems import ProblemError
 from guidance_api.requests import ID_SCHEMA, parse_body, path_id
-from guidance_api.reservation_sweep import day_types_of, refresh_sharing, rules_of, tariff_in_force
+from guidance_api.reservation_sweep import refresh_sharing
 from guidance_api.schemas import ClosureBody, SharingBody
 from guidance_api.scope import check_lot_scope
+from guidance_api.sharing_terms import shared_lot
 from parking_core.adapters.closures_store import (
     CLOSURE_COLUMNS,
     ClosureRequest,
@@ -27,7 +27,7 @@ from parking_core.adapters.closures_store import (
     reopen_closure,
 )
 from parking_core.adapters.lot_changes import record_lot_change
-from parking_core.sharing import owner_split, windows_between
+from parking_core.sharing import owner_split
 
 routes = Routes()
 LOT = Param("lot_id", "path", ID_SCHEMA)
@@ -266,26 +266,15 @@ async def get_windows(request: web.Request) -> web.Response:
     end = time_param(request, "to", start + timedelta(days=7))
     if not start < end <= start + MAX_WINDOW_SPAN:
         raise bad_param("to", "must be after from, at most 31 days later")
-    pool = request.app[DB_POOL]
-    row = await pool.fetchrow(
-        "SELECT s.rules, l.tariff_id, l.time_zone FROM lot_sharing s JOIN lots l USING (lot_id)"
-        " WHERE lot_id = $1",
-        lot_id,
-    )
-    if row is None:
-        raise ProblemError(pt.NOT_SHARED, f"lot {lot_id!r} publishes no sharing windows")
-    async with pool.acquire() as conn:
-        tariff = await tariff_in_force(conn, row["tariff_id"], start)
-    day_type = day_types_of(tariff)
-    windows = windows_between(
-        rules_of(json.loads(row["rules"])), start, end, ZoneInfo(row["time_zone"]), day_type
-    )
+    async with request.app[DB_POOL].acquire() as conn:
+        windows = (await shared_lot(conn, lot_id, start)).windows(start, end)
     items = [{"start": w.start.isoformat(), "end": w.end.isoformat(), "spaces": w.spaces} for w in windows]
     return web.json_response({"lot_id": lot_id, "items": items})
 
 
 # Stays of the public (not members) that began inside the shared windows given as two arrays of
-# bounds (disjoint, so no stay counts twice), and the reservation fees charged at the lot meanwhile.
+# bounds (disjoint, so no stay counts twice), and the reservation fees and overstay surcharges charged
+# at the lot meanwhile.
 SHARED_REVENUE = """
 SELECT (SELECT count(*) FROM sessions s, unnest($2::timestamptz[], $3::timestamptz[]) w(a, b)
         WHERE s.lot_id = $1 AND s.amount_fen IS NOT NULL AND s.started_at >= w.a AND s.started_at < w.b
@@ -295,7 +284,9 @@ SELECT (SELECT count(*) FROM sessions s, unnest($2::timestamptz[], $3::timestamp
         WHERE s.lot_id = $1 AND s.amount_fen IS NOT NULL AND s.started_at >= w.a AND s.started_at < w.b
           AND NOT coalesce(s.plate = ANY($4::text[]), false))::bigint AS stays_fen,
        (SELECT coalesce(sum(amount_fen), 0) FROM reservation_charges
-        WHERE lot_id = $1 AND charged_at >= $5 AND charged_at < $6)::bigint AS reservation_fees_fen
+        WHERE lot_id = $1 AND charged_at >= $5 AND charged_at < $6)::bigint AS reservation_fees_fen,
+       (SELECT coalesce(sum(amount_fen), 0) FROM overstay_charges
+        WHERE lot_id = $1 AND charged_at >= $5 AND charged_at < $6)::bigint AS overstay_fees_fen
 """
 MAX_REVENUE_SPAN = timedelta(days=92)
 
@@ -316,8 +307,9 @@ MAX_REVENUE_SPAN = timedelta(days=92)
 )
 async def get_revenue(request: web.Request) -> web.Response:
     """The public's priced stays that began inside the sharing windows of [from, to) (at most 92
-    days; members' stays excluded) and the reservation fees charged at the lot, in fen, split by the
-    owner's configured share (half a fen rounds to the owner; the parts add up to the total).
+    days; members' stays excluded), the reservation fees and the overstay surcharges charged at the
+    lot, in fen, split by the owner's configured share (half a fen rounds to the owner; the parts add
+    up to the total).
     """
     _, lot_id = await _operator_of_lot(request)
     now = request.app[CLOCK]()
@@ -325,35 +317,26 @@ async def get_revenue(request: web.Request) -> web.Response:
     end = time_param(request, "to", now)
     if not start < end <= start + MAX_REVENUE_SPAN:
         raise bad_param("to", "must be after from, at most 92 days later")
-    pool = request.app[DB_POOL]
-    row = await pool.fetchrow(
-        "SELECT s.owner_name, s.owner_share_percent, s.rules, s.members, l.tariff_id, l.time_zone"
-        " FROM lot_sharing s JOIN lots l USING (lot_id) WHERE lot_id = $1",
-        lot_id,
-    )
-    if row is None:
-        raise ProblemError(pt.NOT_SHARED, f"lot {lot_id!r} publishes no sharing windows")
-    async with pool.acquire() as conn:
-        tariff = await tariff_in_force(conn, row["tariff_id"], start)
-        day_type = day_types_of(tariff)
-        rules = rules_of(json.loads(row["rules"]))
-        windows = windows_between(rules, start, end, ZoneInfo(row["time_zone"]), day_type)
+    async with request.app[DB_POOL].acquire() as conn:
+        lot = await shared_lot(conn, lot_id, start)
+        windows = lot.windows(start, end)
         bounds = ([w.start for w in windows], [w.end for w in windows])
-        sums = await conn.fetchrow(SHARED_REVENUE, lot_id, *bounds, list(row["members"]), start, end)
+        sums = await conn.fetchrow(SHARED_REVENUE, lot_id, *bounds, sorted(lot.members), start, end)
     assert sums is not None
-    total = sums["stays_fen"] + sums["reservation_fees_fen"]
-    owner, operator = owner_split(total, row["owner_share_percent"])
+    total = sums["stays_fen"] + sums["reservation_fees_fen"] + sums["overstay_fees_fen"]
+    owner, operator = owner_split(total, lot.owner_share_percent)
     return web.json_response(
         {
             "lot_id": lot_id,
             "from": start.isoformat(),
             "to": end.isoformat(),
-            "owner_name": row["owner_name"],
-            "owner_share_percent": row["owner_share_percent"],
+            "owner_name": lot.owner_name,
+            "owner_share_percent": lot.owner_share_percent,
             "shared_hours": round(sum((w.end - w.start).total_seconds() for w in windows) / 3600, 2),
             "stays": sums["stays"],
             "stays_fen": sums["stays_fen"],
             "reservation_fees_fen": sums["reservation_fees_fen"],
+            "overstay_fees_fen": sums["overstay_fees_fen"],
             "total_fen": total,
             "owner_share_fen": owner,
             "operator_share_fen": operator,

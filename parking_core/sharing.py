@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, tzinfo
 
 from parking_core.errors import NaiveTimeError
+from parking_core.gates import format_yuan
 from parking_core.lots import LotCounts
 
 MINUTES_PER_DAY = 24 * 60
 DAY_TYPES = frozenset({"weekday", "weekend", "holiday"})
+# How far ahead the end of a chain of windows is looked for (a longer chain ends "in a week").
+STRETCH_HORIZON = timedelta(days=8)
 # The day type of a local date: weekday, weekend or holiday. The adapter passes the calendar the
 # lot's tariff uses (billing's Tariff.day_type: holidays, then make-up working days, then the week),
 # so sharing and prices never disagree about what kind of day it is.
@@ -111,21 +115,36 @@ def shared_spaces_at(rules: Iterable[SharingRule], at: datetime, tz: tzinfo, day
     return found[0].spaces if found else 0
 
 
+def stretches(windows: Iterable[SharingWindow]) -> list[SharingWindow]:
+    """Return the windows chained where one ends as the next begins: the shared time a car may stay.
+
+    A stretch's ``spaces`` is its smallest quota (the public is never promised more than that).
+    """
+    chained: list[SharingWindow] = []
+    for window in windows:
+        if chained and chained[-1].end == window.start:
+            last = chained[-1]
+            chained[-1] = SharingWindow(last.start, window.end, min(last.spaces, window.spaces))
+        else:
+            chained.append(window)
+    return chained
+
+
+def stretch_at(chained: Sequence[SharingWindow], at: datetime) -> SharingWindow | None:
+    """Return the stretch of *chained* (sorted, disjoint) that covers the instant *at*, if any."""
+    index = bisect.bisect_right([s.start for s in chained], at) - 1
+    if index >= 0 and at < chained[index].end:
+        return chained[index]
+    return None
+
+
 def window_end_after(
     rules: Iterable[SharingRule], at: datetime, tz: tzinfo, day_type_of: DayTypeOf
 ) -> datetime | None:
     """Return when the shared time that covers *at* ends (a car parked then must leave by it)."""
-    rules = list(rules)
-    horizon = at + timedelta(days=8)  # a window chain longer than a week is looked at a week ahead
-    windows = windows_between(rules, at, horizon, tz, day_type_of)
-    if not windows or windows[0].start > at:
-        return None
-    end = windows[0].end
-    for window in windows[1:]:
-        if window.start != end:
-            break
-        end = window.end
-    return end
+    horizon = at + STRETCH_HORIZON  # a window chain longer than a week is looked at a week ahead
+    found = stretch_at(stretches(windows_between(rules, at, horizon, tz, day_type_of)), at)
+    return None if found is None else found.end
 
 
 def public_counts(counts: LotCounts, shared: int | None) -> tuple[LotCounts, bool]:
@@ -150,20 +169,52 @@ def may_enter_shared_lot(plate: str, members: frozenset[str], shared_now: int) -
     return plate in members or shared_now > 0
 
 
-def overstay_fee(window_end: datetime, left_at: datetime, unit: timedelta, unit_fee_fen: int) -> int:
-    """Return the overstay surcharge: every started *unit* after the window's end costs *unit_fee_fen*."""
+@dataclass(frozen=True, slots=True)
+class EndTerms:
+    """What a shared lot's owner set for the end of a window: when to remind, what an overstay costs."""
+
+    remind_before: timedelta = timedelta(minutes=30)  # 0: no reminder
+    overstay_unit: timedelta = timedelta(minutes=60)
+    overstay_unit_fee_fen: int = 0
+
+    def __post_init__(self) -> None:
+        if self.remind_before < timedelta(0) or self.overstay_unit <= timedelta(0):
+            raise ValueError("remind_before must not be negative and overstay_unit must be positive")
+        if self.overstay_unit_fee_fen < 0:
+            raise ValueError("overstay_unit_fee_fen must not be negative")
+
+
+def overstay_units(window_end: datetime, left_at: datetime, unit: timedelta) -> int:
+    """Return how many overstay units were started after the window's end (0 when left in time)."""
     _require_aware("window_end", window_end)
     _require_aware("left_at", left_at)
     over = left_at - window_end
     if over <= timedelta(0):
         return 0
-    units = -(-over // unit)  # started units: ceiling division on timedeltas
-    return units * unit_fee_fen
+    return -(-over // unit)  # started units: ceiling division on timedeltas
+
+
+def overstay_fee(window_end: datetime, left_at: datetime, unit: timedelta, unit_fee_fen: int) -> int:
+    """Return the overstay surcharge: every started *unit* after the window's end costs *unit_fee_fen*."""
+    return overstay_units(window_end, left_at, unit) * unit_fee_fen
 
 
 def reminder_due(window_end: datetime, now: datetime, before: timedelta) -> bool:
     """Tell whether a driver parked until *window_end* is now to be reminded to leave."""
     return window_end - before <= now < window_end
+
+
+def reminder_text(window_end: datetime, tz: tzinfo, terms: EndTerms) -> str:
+    """Return what the reminder says, e.g. ``共享停车时段将于 08:00 结束，请按时驶离；超时每60分钟加收¥5.00``.
+
+    Times are the lot's local clock; the surcharge is named only when the owner set one.
+    """
+    end = window_end.astimezone(tz).strftime("%H:%M")
+    text = f"共享停车时段将于 {end} 结束，请按时驶离"
+    if terms.overstay_unit_fee_fen:
+        unit_min = int(terms.overstay_unit.total_seconds() // 60)
+        text += f"；超时每{unit_min}分钟加收{format_yuan(terms.overstay_unit_fee_fen)}"
+    return text
 
 
 def owner_split(total_fen: int, owner_share_percent: int) -> tuple[int, int]:

@@ -1,5 +1,6 @@
 """A simulated week: reservations kept, cancelled, not shown up for or taken by another plate, and an
-office lot shared at night, through the real API, the gateway's SQL and the sweep, on a simulated clock.
+office lot shared at night whose public drivers are reminded before a window ends and surcharged once
+when they leave after it, through the real API, the gateway's SQL and the sweep, on a simulated clock.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from aiohttp.test_utils import TestClient
 from billing import load_example_tariffs
 from billing.examples import example_tariff_documents
 from device_gateway.decode import Limits, SensorReading, decode
+from device_gateway.gate_pricing import StayPricer, price_closed_sessions
 from device_gateway.messages import encode_state
 from device_gateway.store import prepare_connection, write_batch
 from guidance_api.app import create_app
@@ -40,6 +42,8 @@ STEP = timedelta(minutes=30)
 CALENDAR = load_example_tariffs()["zz-zone1-underground"]
 PLATES = [f"豫A{n:05d}" for n in range(1, 7)]
 PLANS = ("keep", "cancel", "no_show", "taken")
+VISITORS = [f"豫C{n:05d}" for n in range(1, 5)]  # the public parking in the office at night
+OVERSTAY_UNIT, OVERSTAY_FEE = timedelta(minutes=60), 500
 P = "parking/v1"
 
 
@@ -51,6 +55,8 @@ class Sim:
     seq: dict[str, int] = field(default_factory=dict)
     plans: dict[str, str] = field(default_factory=dict)  # reservation id -> plan
     leave_at: dict[str, datetime] = field(default_factory=dict)  # spot -> when its car leaves
+    visitors: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # office spot -> plate, leaves
+    visitor_rng: random.Random = field(default_factory=lambda: random.Random(15))  # noqa: S311
     rng: random.Random = field(default_factory=lambda: random.Random(14))  # noqa: S311 - a simulation
 
 
@@ -96,7 +102,15 @@ async def world(
             "spaces": 6,
         },
     ]
-    body = {"owner_name": "写字楼", "owner_share_percent": 70, "rules": rules, "members": ["豫A88888"]}
+    body = {
+        "owner_name": "写字楼",
+        "owner_share_percent": 70,
+        "rules": rules,
+        "members": ["豫A88888"],
+        "reminder_before_min": 30,
+        "overstay_unit_min": 60,
+        "overstay_unit_fee_fen": OVERSTAY_FEE,
+    }
     assert (
         await api.put(f"/v1/operator/lots/{OFFICE.lot_id}/sharing", json=body, headers=ADMIN)
     ).status == 200
@@ -127,8 +141,8 @@ async def spot_status(conn: asyncpg.Connection, lot_id: str) -> dict[str, str]:
     }
 
 
-async def driver_token(api: Client) -> dict[str, str]:
-    resp = await api.post("/v1/admin/tokens", json={"role": "driver", "plates": PLATES}, headers=ADMIN)
+async def driver_token(api: Client, plates: list[str] = PLATES) -> dict[str, str]:
+    resp = await api.post("/v1/admin/tokens", json={"role": "driver", "plates": plates}, headers=ADMIN)
     return {"Authorization": f"Bearer {(await resp.json())['token']}"}
 
 
@@ -195,6 +209,61 @@ async def traffic(conn: asyncpg.Connection, sim: Sim) -> None:
         await sense(conn, sim, staff.spot_id, occupied=working)
 
 
+async def visitors(api: Client, conn: asyncpg.Connection, sim: Sim, driver: dict[str, str]) -> None:
+    """In the office's windows the public parks on its other bays (the driver names the bay in the
+    app) for half an hour to three hours: some leave after the window has ended."""
+    for spot, (_, leaves) in list(sim.visitors.items()):
+        if leaves <= sim.now:
+            await sense(conn, sim, spot, occupied=False)
+            del sim.visitors[spot]
+    free = [s.spot_id for s in OFFICE.spots[3:] if s.spot_id not in sim.visitors]
+    plates = [p for p in VISITORS if p not in {plate for plate, _ in sim.visitors.values()}]
+    rng = sim.visitor_rng
+    if office_quota(sim.now) == 0 or not free or not plates or rng.random() > 0.5:
+        return
+    spot, plate = rng.choice(free), rng.choice(plates)
+    await sense(conn, sim, spot, occupied=True)
+    resp = await api.post(f"/v1/plates/{plate}/spot", json={"spot_id": spot}, headers=driver)
+    assert resp.status == 200, await resp.text()
+    sim.visitors[spot] = (plate, sim.now + STEP * rng.randint(1, 6))
+
+
+def window_end(started: datetime) -> datetime:
+    """Independent truth: the first half hour from *started* on that the office does not share."""
+    at = started
+    while office_quota(at) > 0:
+        at += STEP
+    return at
+
+
+async def check_ends_of_windows(conn: asyncpg.Connection) -> int:
+    """Every visit that left after its window's end is surcharged once, to the fen, on its own invoice;
+    no other is; each visit inside at the sweep 30 minutes before the end was reminded once."""
+    visits = await conn.fetch(
+        "SELECT s.session_id, s.started_at, s.ended_at, c.amount_fen, i.amount_fen AS invoiced,"
+        " (SELECT count(*) FROM driver_notifications d WHERE d.session_id = s.session_id) AS reminders"
+        " FROM sessions s LEFT JOIN overstay_charges c USING (session_id)"
+        " LEFT JOIN invoices i ON i.session_id = 'overstay-' || s.session_id::text"
+        " WHERE s.lot_id = $1 AND s.plate LIKE '豫C%'",
+        OFFICE.lot_id,
+    )
+    overstays = 0
+    for visit in visits:
+        end = window_end(visit["started_at"])
+        late = visit["ended_at"] - end
+        if late > timedelta(0):
+            overstays += 1
+            fee = -(-late // OVERSTAY_UNIT) * OVERSTAY_FEE
+            assert (visit["amount_fen"], visit["invoiced"]) == (fee, fee), visit
+        else:
+            assert (visit["amount_fen"], visit["invoiced"]) == (None, None), visit
+        due = end - timedelta(minutes=30)  # the sweep runs on the half hour
+        assert visit["reminders"] == int(visit["started_at"] <= due < visit["ended_at"]), visit
+    charges = await conn.fetchval("SELECT count(*) FROM overstay_charges")
+    assert charges == overstays  # one per overstay, however many sweeps ran
+    return overstays
+
+
 async def check(api: Client, conn: asyncpg.Connection, sim: Sim) -> None:
     """Vacancies never offer a held space or the office outside its windows; 0 ≤ free ≤ capacity."""
     body = await (await api.get(f"/v1/vacancies?lat={PUBLIC.lat}&lon={PUBLIC.lon}&radius_m=50000")).json()
@@ -229,17 +298,25 @@ async def test_a_week_of_reservations_and_night_sharing(
     """336 half-hour steps: every hold ends by its deadline as the plan says, with its fees."""
     api, conn, sim = world
     driver = await driver_token(api)
+    visitor = await driver_token(api, VISITORS)
+    pricer = StayPricer()
     shared_hours = 0
     while sim.now < START + timedelta(days=7):
         await book(api, conn, sim, driver)
         await act(api, conn, sim, driver)
         await traffic(conn, sim)
+        await visitors(api, conn, sim, visitor)
+        await price_closed_sessions(conn, pricer)  # the gateway's sweep prices stays that ended
         await sweep(api.app[DB_POOL], sim.now)
         await check(api, conn, sim)
         shared_hours += office_quota(sim.now) > 0
         sim.now += STEP
     sim.now += timedelta(hours=3)
+    for spot in list(sim.visitors):
+        await sense(conn, sim, spot, occupied=False)
+    await price_closed_sessions(conn, pricer)
     await sweep(api.app[DB_POOL], sim.now)
+    assert await check_ends_of_windows(conn) > 0
     rows = await conn.fetch(
         "SELECT r.reservation_id, r.status, r.late_cancellation, r.moved_from,"
         " coalesce(array_agg(c.kind ORDER BY c.kind) FILTER (WHERE c.kind IS NOT NULL), '{}') AS fees"

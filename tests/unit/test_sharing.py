@@ -6,19 +6,25 @@ import itertools
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from billing import load_example_tariffs
 from parking_core.lots import LotCounts, lot_status
 from parking_core.sharing import (
+    EndTerms,
     SharingRule,
     may_enter_shared_lot,
     overstay_fee,
+    overstay_units,
     owner_split,
     public_counts,
     reminder_due,
+    reminder_text,
     shared_spaces_at,
+    stretch_at,
+    stretches,
     window_end_after,
     windows_between,
 )
@@ -94,6 +100,39 @@ def test_overstay_and_reminders() -> None:
     assert not reminder_due(end, end, timedelta(minutes=30))
 
 
+def test_the_reminder_names_the_end_and_the_surcharge() -> None:
+    """The lot's local clock; the surcharge only when the owner set one."""
+    end = local(date(2025, 3, 4), 8)
+    priced = EndTerms(timedelta(minutes=30), timedelta(minutes=60), 500)
+    assert (
+        reminder_text(end, SHANGHAI, priced)
+        == "共享停车时段将于 08:00 结束，请按时驶离；超时每60分钟加收¥5.00"
+    )
+    assert reminder_text(end, SHANGHAI, EndTerms()) == "共享停车时段将于 08:00 结束，请按时驶离"
+    assert overstay_units(end, end + timedelta(minutes=121), timedelta(hours=1)) == 3
+    assert overstay_units(end, end - timedelta(minutes=5), timedelta(hours=1)) == 0
+    with pytest.raises(ValueError, match="overstay_unit"):
+        EndTerms(overstay_unit=timedelta(0))
+    with pytest.raises(ValueError, match="fee"):
+        EndTerms(overstay_unit_fee_fen=-1)
+
+
+def test_chained_windows_make_one_stretch() -> None:
+    """Friday night (120) runs into the weekend (150): one stretch to Monday 00:00, at the smaller quota."""
+    friday = date(2025, 3, 7)
+    windows = windows_between(
+        [NIGHTS, WEEKENDS], local(friday, 12), local(date(2025, 3, 11), 0), SHANGHAI, CALENDAR.day_type
+    )
+    chained = stretches(windows)
+    assert [(s.start, s.end, s.spaces) for s in chained] == [
+        (local(friday, 19), local(date(2025, 3, 10), 0), 120),
+        (local(date(2025, 3, 10), 19), local(date(2025, 3, 11), 0), 120),
+    ]
+    assert stretch_at(chained, local(date(2025, 3, 8), 12)) == chained[0]
+    assert stretch_at(chained, local(friday, 18)) is None
+    assert stretch_at(chained, local(date(2025, 3, 10), 0)) is None  # the end is not inside
+
+
 @st.composite
 def rules(draw: st.DrawFn) -> list[SharingRule]:
     """A few rules with any day types, times (on a 30-minute grid, wrapping or not) and quotas."""
@@ -143,6 +182,29 @@ def test_windows_over_a_week_match_a_minute_by_minute_evaluation(
     assert shared_spaces_at(rule_list, probe, SHANGHAI, CALENDAR.day_type) == minute_by_minute(
         rule_list, probe
     )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rule_list=rules(),
+    first=st.dates(date(2025, 1, 1), date(2025, 12, 20)),
+    offset_min=st.integers(0, 7 * 24 * 60 - 1),
+)
+def test_the_end_of_the_shared_time_matches_a_minute_by_minute_walk(
+    rule_list: list[SharingRule], first: date, offset_min: int
+) -> None:
+    """From any instant of a week, the window end a parked car must leave by is the first minute
+    the independent evaluation says is private (None when the instant itself is private)."""
+    at = local(first, 0) + timedelta(minutes=offset_min)
+    end = window_end_after(rule_list, at, SHANGHAI, CALENDAR.day_type)
+    if minute_by_minute(rule_list, at) == 0:
+        assert end is None
+        return
+    walk = at.replace(second=0, microsecond=0)
+    limit = at + timedelta(days=8)
+    while walk < limit and minute_by_minute(rule_list, walk) > 0:
+        walk += timedelta(minutes=30 - walk.minute % 30)  # bounds sit on the 30-minute grid
+    assert end == min(walk, limit), (at, end, walk)
 
 
 @given(total=st.integers(0, 10**9), percent=st.integers(0, 100))
