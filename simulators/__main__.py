@@ -6,21 +6,31 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from parking_core.adapters.settings import Settings
 from simulators.city import CityLayout, generate_city, load_city
 from simulators.gates import GateTruth
-from simulators.sensors import CitySimulator, Faults, GroundTruth
+from simulators.reservations import ReservationDrivers, plan_bookings
+from simulators.reservations import log as log_reservations
+from simulators.sensors import CitySimulator, Faults, GroundTruth, Publication
+
+if TYPE_CHECKING:
+    import aiomqtt
+
+    from simulators.reservations import ReservationTruth
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse the command line (broker, database and topic prefix come from PARKING_*)."""
     p = argparse.ArgumentParser(
         prog="parking-sim",
-        description="Simulated bay sensors (arrivals by time of day, heartbeats, injected faults) "
-        "and, with --gate-lots, barrier gates of closed lots through a day (plate reads answered by "
+        description="Simulated bay sensors (arrivals by time of day, heartbeats, injected faults), "
+        "with --reservations drivers who reserve bays over the API (kept, cancelled, no-shows) and, "
+        "with --gate-lots, barrier gates of closed lots through a day (plate reads answered by "
         "the gateway's commands), published to PARKING_MQTT_URL under PARKING_TOPIC_PREFIX. Writes "
         "the ground truth (final state per spot, silent devices, expected refusals, gate visits) as "
         "JSON on request.",
@@ -70,7 +80,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="rate of each fault: unsure entry read, misread exit, duplicated read, no passage, tailgater",
     )
     gates.add_argument("--gate-tariff", default=None, help="tariff_id of the gated lots (none: free)")
-    return p.parse_args(argv)
+    holds = p.add_argument_group(
+        "reservations (docs/reservations.md)",
+        "Drivers book bays over the API (PARKING_PUBLIC_URL, else PARKING_HTTP_HOST:PORT) with driver "
+        "tokens that PARKING_ADMIN_TOKEN issues. Real time only (--speed 1): the API judges holds by "
+        "its own clock.",
+    )
+    holds.add_argument(
+        "--reservations",
+        type=int,
+        default=0,
+        help="bookings over the run: 60 %% kept (the held bay's sensor sees the car), 20 %% cancelled, "
+        "20 %% never come (the API releases and charges them)",
+    )
+    holds.add_argument(
+        "--reservation-lead-s",
+        type=float,
+        default=900.0,
+        help="drivers book 20-100 %% of this ahead, for a window twice as long (at most 3600)",
+    )
+    args = p.parse_args(argv)
+    if args.reservations and (args.speed != 1.0 or args.start_hours_ago):
+        p.error("--reservations runs on the API's real clock: use --speed 1 and no --start-hours-ago")
+    if not 0 < args.reservation_lead_s <= 3600:
+        p.error("--reservation-lead-s must be in (0, 3600]")
+    return args
 
 
 def build_city(args: argparse.Namespace) -> CityLayout:
@@ -80,11 +114,14 @@ def build_city(args: argparse.Namespace) -> CityLayout:
     return generate_city(args.districts, args.lots, args.spots, prefix=args.id_prefix)
 
 
-def truth_json(truth: GroundTruth, gates: GateTruth | None = None) -> str:
+def truth_json(
+    truth: GroundTruth, gates: GateTruth | None = None, reservations: ReservationTruth | None = None
+) -> str:
     """Return the ground truth as JSON for other tools."""
     return json.dumps(
         {
             "gates": gates.to_json() if gates is not None else None,
+            "reservations": reservations.to_json() if reservations is not None else None,
             "occupied": truth.occupied(),
             "silent_devices": sorted(truth.silent),
             "readings": len(truth.readings),
@@ -96,7 +133,7 @@ def truth_json(truth: GroundTruth, gates: GateTruth | None = None) -> str:
     )
 
 
-async def _run(args: argparse.Namespace, settings: Settings) -> GroundTruth:
+async def _run(args: argparse.Namespace, settings: Settings) -> tuple[GroundTruth, ReservationTruth | None]:
     from simulators.provision import provision_city
     from simulators.publisher import mqtt_client, run_simulation
 
@@ -117,11 +154,40 @@ async def _run(args: argparse.Namespace, settings: Settings) -> GroundTruth:
         rate_scale=args.rate_scale,
     )
     async with mqtt_client(settings.mqtt_endpoint()) as client:
-        sent = await run_simulation(
-            sim, client, virtual_s=args.duration_s, step_s=args.step_s, speed=args.speed or None
-        )
+        drivers = _reservation_drivers(args, settings, sim, client)
+        bookings = plan_bookings(city, args.reservations, args.duration_s, args.seed, args.reservation_lead_s)
+        booking = asyncio.create_task(drivers.run(bookings)) if drivers and bookings else None
+        try:
+            sent = await run_simulation(
+                sim, client, virtual_s=args.duration_s, step_s=args.step_s, speed=args.speed or None
+            )
+        finally:
+            if booking is not None:  # holds not yet played out are left to the API (no-shows)
+                booking.cancel()
+                await asyncio.gather(booking, return_exceptions=True)
     print(f"published {sent} messages for {len(city.spots)} spots in {len(city.lots)} lots", file=sys.stderr)
-    return sim.truth
+    if drivers is None:
+        return sim.truth, None
+    log_reservations(drivers.truth)
+    return sim.truth, drivers.truth
+
+
+def _reservation_drivers(
+    args: argparse.Namespace, settings: Settings, sim: CitySimulator, client: aiomqtt.Client
+) -> ReservationDrivers | None:
+    """Return the simulated drivers who reserve bays, if asked for."""
+    from simulators.publisher import publish_all
+
+    if not args.reservations:
+        return None
+    if settings.admin_token is None:
+        raise SystemExit("--reservations needs PARKING_ADMIN_TOKEN (it issues the drivers' token)")
+
+    async def publish(publications: Sequence[Publication]) -> None:
+        await publish_all(client, publications)
+
+    admin = settings.admin_token.get_secret_value()
+    return ReservationDrivers(settings.api_base_url(), admin, sim, publish)
 
 
 async def _run_gates(args: argparse.Namespace, settings: Settings) -> GateTruth:
@@ -153,10 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     if settings.mqtt_url is None:
         print("parking-sim: set PARKING_MQTT_URL", file=sys.stderr)
         return 2
-    truth = asyncio.run(_run(args, settings))
+    truth, reservations = asyncio.run(_run(args, settings))
     gates = asyncio.run(_run_gates(args, settings)) if args.gate_lots > 0 else None
     if args.truth is not None:
-        args.truth.write_text(truth_json(truth, gates))
+        args.truth.write_text(truth_json(truth, gates, reservations))
     return 0
 
 

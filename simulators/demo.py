@@ -42,6 +42,10 @@ DEFAULT_CITY = Path(str(files("simulators") / "cities" / "zhengzhou.json"))
 DEMO_HEARTBEAT_S = 60  # sensors heartbeat every minute in the demo, so silence shows within ~3 min
 LIVE_TIMEOUT_S = 120.0
 DEFAULT_GATEWAYS = 2  # two processes drained a backlog ~1.4x faster than one here (benchmarks.md)
+DEMO_WEEK_S = 7 * 86_400
+# Simulated drivers reserve a bay every 4 minutes (kept, cancelled or missed): a handful of holds
+# at any time, visible as `reserved` in the lots and at /v1/operator/lots/{lot_id}/reservations.
+DEMO_BOOKING_EVERY_S = 240
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -186,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _simulator(args: argparse.Namespace) -> list[str]:
-    """Return the simulator's command line: the city at real speed for a week."""
+    """Return the simulator's command line: the city at real speed for a week, with reservations."""
     argv = python_module(
         "simulators",
         "--city",
@@ -194,11 +198,13 @@ def _simulator(args: argparse.Namespace) -> list[str]:
         "--speed",
         "1",
         "--duration-s",
-        str(7 * 86_400),
+        str(DEMO_WEEK_S),
         "--rate-scale",
         str(args.rate_scale),
         "--heartbeat-s",
         str(DEMO_HEARTBEAT_S),
+        "--reservations",
+        str(DEMO_WEEK_S // DEMO_BOOKING_EVERY_S),
     )
     if args.faults:
         argv += ["--duplicate", "0.02", "--reorder", "0.02", "--garbage", "0.005", "--skew", "0.005"]
@@ -233,6 +239,7 @@ def _banner(  # noqa: PLR0913, PLR0917 -- what the banner shows
   City parking demo is running ({len(city.lots)} lots, {len(city.spots)} bay sensors, simulated).
     dashboard      {base}/dashboard/
     API            {base}/v1/lots   {base}/v1/vacancies?lat=34.7549&lon=113.6588&radius_m=3000
+    holds          a driver books a bay every {DEMO_BOOKING_EVERY_S // 60} min: `reserved` in {base}/v1/lots
     OpenAPI        {base}/v1/openapi.json
     admin token    {token}
     database       {database_url}

@@ -133,6 +133,8 @@ class CitySimulator:
             heapq.heappush(self._queue, (start + offset, index, "heartbeat"))
         silent = self.rng.sample(range(len(self.sensors)), min(self.faults.silent_devices, len(self.sensors)))
         self._silence_at = {i: start + timedelta(seconds=self.rng.uniform(0, 1)) for i in silent}
+        self._index = {sensor.spot_id: i for i, sensor in enumerate(self.sensors)}
+        self._planned: dict[int, datetime] = {}  # sensor → when its one pending change is due
 
     @property
     def silent_device_ids(self) -> set[str]:
@@ -201,17 +203,39 @@ class CitySimulator:
                 self.truth.silent.add(sensor.device_id)
                 continue
             if kind == "change":
+                if self._planned.get(index) != when:
+                    continue  # replaced when a car was placed here by hand (arrive)
                 sensor.occupied = not sensor.occupied
                 kind = "state"
             self._emit(index, kind, out)
             if kind == "state":
-                heapq.heappush(self._queue, (when + self._next_change(sensor), index, "change"))
+                self._planned[index] = when + self._next_change(sensor)
+                heapq.heappush(self._queue, (self._planned[index], index, "change"))
             else:
                 heapq.heappush(self._queue, (when + self.heartbeat, index, "heartbeat"))
         self.now = until
         if (self._held and self.rng.random() < 0.5) or len(self._held) > 100:
             out += self._held
             self._held = []
+        self.truth.published += len(out)
+        return out
+
+    def arrive(self, spot_id: str, at: datetime, dwell: timedelta) -> list[Publication]:
+        """A car (a driver who reserved the bay) parks on *spot_id* at *at* and stays *dwell*: its
+        sensor reports occupied now, the change it had planned is void, and it leaves after *dwell*.
+        """
+        index = self._index[spot_id]
+        sensor = self.sensors[index]
+        if sensor.silent:
+            return []
+        when = max(self.now, at)
+        saved, self.now = self.now, when
+        sensor.occupied = True
+        out: list[Publication] = []
+        self._emit(index, "state", out)
+        self.now = saved
+        self._planned[index] = when + dwell  # the change it had planned is void
+        heapq.heappush(self._queue, (when + dwell, index, "change"))
         self.truth.published += len(out)
         return out
 
