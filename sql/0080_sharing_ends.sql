@@ -18,9 +18,10 @@ CREATE UNIQUE INDEX one_window_reminder_per_stay ON driver_notifications (sessio
 CREATE INDEX driver_notifications_plate ON driver_notifications (plate, created_at DESC);
 
 -- The surcharge of a public stay that left after its window ended: one row per stay (0 fen too, so a
--- stay is judged once), written with its invoice in one transaction. Append-only.
+-- stay is judged once), written with its invoice in one transaction. Append-only, and like invoices
+-- a money record that stands on its own (no foreign key to sessions, whose rows tests may truncate).
 CREATE TABLE overstay_charges (
-    session_id   uuid PRIMARY KEY REFERENCES sessions,
+    session_id   uuid PRIMARY KEY,
     lot_id       text NOT NULL,
     plate        text NOT NULL,
     started_at   timestamptz NOT NULL,
