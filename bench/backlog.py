@@ -51,6 +51,7 @@ def _publish_worker(  # noqa: PLR0913, PLR0917 -- a process target takes positio
     start_seq: int,
     rate: float,
     done: mp.Queue[float],
+    stop: MpEvent | None = None,
 ) -> None:
     client = _client(endpoint, f"bench-pub-{start_seq}")
     acked = threading.Semaphore(0)
@@ -58,7 +59,10 @@ def _publish_worker(  # noqa: PLR0913, PLR0917 -- a process target takes positio
     _connect(client, endpoint)
     client.loop_start()
     began = time.monotonic()
+    sent = 0
     for i in range(count):
+        if stop is not None and i % 100 == 0 and stop.is_set():
+            break
         device = devices[(start_seq + i) % len(devices)]
         ts = datetime.now(UTC)
         client.publish(
@@ -70,7 +74,8 @@ def _publish_worker(  # noqa: PLR0913, PLR0917 -- a process target takes positio
                 time.sleep(ahead)
         if i >= PUBLISH_WINDOW:
             acked.acquire()
-    for _ in range(min(count, PUBLISH_WINDOW)):
+        sent = i + 1
+    for _ in range(min(sent, PUBLISH_WINDOW)):
         acked.acquire()
     client.disconnect()
     client.loop_stop()
@@ -86,10 +91,12 @@ def publish(  # noqa: PLR0913 -- bench plumbing
     processes: int = 2,
     rate: float = 0.0,
     start_seq: int = 0,
+    stop: MpEvent | None = None,
 ) -> float:
     """Publish *count* QoS 1 state messages from *processes* publishers; return the seconds taken.
 
-    *rate* (messages per second, all publishers together) paces the stream; 0 = flat out.
+    *rate* (messages per second, all publishers together) paces the stream; 0 = flat out. Setting
+    *stop* (an event of the spawn context) ends the stream early.
     """
     ctx = mp.get_context("spawn")
     done: mp.Queue[float] = ctx.Queue()
@@ -105,6 +112,7 @@ def publish(  # noqa: PLR0913 -- bench plumbing
                 start_seq + p * 10_000_000,
                 rate / processes,
                 done,
+                stop,
             ),
         )
         for p in range(processes)

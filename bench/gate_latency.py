@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import platform
 import queue
@@ -226,6 +227,48 @@ async def pay_later_drivers(url: str, plates: list[str]) -> None:
         await conn.close()
 
 
+def probe(  # noqa: PLR0913 -- what prepare() returned, and how the gateway runs
+    args: argparse.Namespace,
+    harness: ServiceHarness,
+    url: str,
+    devices: list[str],
+    lot: tuple[str, str, str],
+    *,
+    log_path: Path,
+    log_level: str = "info",
+) -> dict[str, list[float]]:
+    """Start the gateway, load the broker with sensor readings, probe echo, entries, exits; stop."""
+    prefix = f"gbench{secrets.token_hex(3)}/parking/v1"
+    settings = GatewaySettings.model_validate(
+        harness.settings(url, topic_prefix=prefix).model_dump()
+        | {"gateway_client_id": "gate-bench-gw", "gateway_log_level": log_level}
+    )
+    assert harness.mqtt_url is not None
+    endpoint = MqttEndpoint.from_url(harness.mqtt_url)
+    # The load runs until every probe is answered: a fixed count once ran out during the exits.
+    stop_load = multiprocessing.get_context("spawn").Event()
+    with running(
+        "gateway",
+        python_module("device_gateway"),
+        env=environment(settings),
+        log_path=log_path,
+        ready=log_line("mqtt.subscribed"),
+    ):
+        count = int(args.load_rate * 3600)  # an hour at most
+        load = threading.Thread(
+            target=publish,
+            args=(endpoint, prefix, devices, count),
+            kwargs={"processes": 1, "rate": args.load_rate, "stop": stop_load},
+        )
+        load.start()
+        try:
+            results = measure(args, endpoint, prefix, lot)
+        finally:
+            stop_load.set()
+            load.join()
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     """Start the harness and the gateway, load the broker, probe, print the report."""
     args = parse_args(argv)
@@ -234,35 +277,13 @@ def main(argv: list[str] | None = None) -> int:
         ServiceHarness.from_environment(base_dir=Path(tmp) / "services") as harness,
     ):
         url, devices, lot = asyncio.run(prepare(harness, args))
-        prefix = f"gbench{secrets.token_hex(3)}/parking/v1"
-        settings = GatewaySettings.model_validate(
-            harness.settings(url, topic_prefix=prefix).model_dump() | {"gateway_client_id": "gate-bench-gw"}
-        )
-        assert harness.mqtt_url is not None
-        endpoint = MqttEndpoint.from_url(harness.mqtt_url)
-        duration_s = 3 * args.reads * (args.gap_ms / 1000 + 0.005) + 5  # covers every probe
         print(
             f"# gate latency {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()}: "
             f"{os.cpu_count()} cores, Python {platform.python_version()}, {len(devices)} sensors "
             f"publishing {args.load_rate:.0f} msg/s (QoS 1) in the background, {args.reads} probes per "
             f"kind, {args.gap_ms:.0f} ms apart, TCP_NODELAY on both sides and on the broker"
         )
-        with running(
-            "gateway",
-            python_module("device_gateway"),
-            env=environment(settings),
-            log_path=Path(tmp) / "gateway.log",
-            ready=log_line("mqtt.subscribed"),
-        ):
-            count = int(args.load_rate * duration_s)
-            load = threading.Thread(
-                target=publish,
-                args=(endpoint, prefix, devices, count),
-                kwargs={"processes": 1, "rate": args.load_rate},
-            )
-            load.start()
-            results = measure(args, endpoint, prefix, lot)
-            load.join()
+        results = probe(args, harness, url, devices, lot, log_path=Path(tmp) / "gateway.log")
         for name, key in (
             ("bare echo (floor)", "echo"),
             ("entry read → command", "entry"),

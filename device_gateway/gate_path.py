@@ -18,6 +18,7 @@ from device_gateway.config import GatewaySettings
 from device_gateway.decode import Rejection, RejectReason, reject
 from device_gateway.gate_messages import AckMessage, GateMessage, PassageMessage, PlateMessage, decode_gate
 from device_gateway.gate_pricing import StayPricer, price_closed_sessions
+from device_gateway.gate_steps import Steps
 from device_gateway.gate_store import StoredCommand, decide_read, stored_command
 from device_gateway.gate_tracking import (
     Ack,
@@ -70,13 +71,14 @@ class GateQueue:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self.queue: asyncio.Queue[Envelope] = asyncio.Queue()
+        # Each message with the monotonic time it arrived (gate.steps charges the wait to "queue").
+        self.queue: asyncio.Queue[tuple[Envelope, float]] = asyncio.Queue()
         self.closed = False
 
     def put(self, envelope: Envelope) -> None:
         """Take one message on paho's thread."""
         if not self.closed:
-            self._loop.call_soon_threadsafe(self.queue.put_nowait, envelope)
+            self._loop.call_soon_threadsafe(self.queue.put_nowait, (envelope, time.perf_counter()))
 
 
 @dataclass
@@ -115,7 +117,7 @@ class GatePath:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stop.wait(), seconds)
 
-    async def _next(self) -> Envelope | None:
+    async def _next(self) -> tuple[Envelope, float] | None:
         getting = asyncio.ensure_future(self.inbox.queue.get())
         stopping = asyncio.ensure_future(self.stop.wait())
         try:
@@ -130,22 +132,23 @@ class GatePath:
         conn = await self._connect()
         try:
             while conn is not None:
-                envelope = await self._next()
-                if envelope is None:
+                queued = await self._next()
+                if queued is None:
                     self.inbox.closed = True  # later messages stay unacked: the broker keeps them
                     return
-                conn = await self._handle_with_retry(conn, envelope)
+                conn = await self._handle_with_retry(conn, *queued)
         finally:
             if conn is not None:
                 await conn.close()
 
     async def _handle_with_retry(
-        self, conn: asyncpg.Connection, envelope: Envelope
+        self, conn: asyncpg.Connection, envelope: Envelope, arrived: float
     ) -> asyncpg.Connection | None:
         delays: Iterator[float] = self.backoff.delays()
+        steps = Steps(began=arrived)
         while True:
             try:
-                await self.handle(conn, envelope)
+                await self.handle(conn, envelope, steps)
             except POISON as exc:  # the database refuses the message itself: retrying cannot help
                 self.metrics.db_errors += 1
                 log.warning("gate.refused", error=repr(exc), topic=envelope.topic[:200])
@@ -178,38 +181,40 @@ class GatePath:
         )
         self.link.ack([envelope])
 
-    async def handle(self, conn: Conn, envelope: Envelope) -> None:
-        """Decode, decide or record, commit, publish what is due, then acknowledge the message."""
-        started = time.perf_counter()
+    async def handle(self, conn: Conn, envelope: Envelope, steps: Steps | None = None) -> None:
+        """Decode, decide or record, commit, publish what is due, then acknowledge the message.
+
+        *steps* gets a lap per step (from the message's arrival when the queue stamped it); the
+        laps are logged at debug level as ``gate.steps`` (docs/gates.md, "Latency").
+        """
+        steps = steps if steps is not None else Steps()
+        steps.lap("queue")
         received = datetime.fromtimestamp(envelope.received_at, UTC)
         decoded = decode_gate(
             envelope.topic, envelope.payload, self.settings.topic_prefix, received, self.settings.limits()
         )
+        steps.lap("decode")
+        kind = "refused"
         if isinstance(decoded, Rejection):
             await self._reject(conn, decoded)
         else:
             self.metrics.received[decoded.leaf.value] += 1
             gate = await find_gate(conn, decoded.device_id, received)
+            steps.lap("find_gate")
             if gate is None:
-                detail = "not a provisioned gate"
-                await self._reject(
-                    conn,
-                    reject(
-                        decoded.topic,
-                        decoded.device_id,
-                        RejectReason.UNKNOWN_DEVICE,
-                        detail,
-                        decoded.raw,
-                        received,
-                    ),
-                )
+                await self._refuse(conn, decoded, "not a provisioned gate", RejectReason.UNKNOWN_DEVICE)
             elif isinstance(decoded.body, PlateMessage):
-                await self._plate(conn, gate, decoded, decoded.body, started)
+                kind = decoded.body.lane
+                await self._plate(conn, gate, decoded, decoded.body, steps)
             elif isinstance(decoded.body, PassageMessage):
+                kind = "passage"
                 await self._passage(conn, gate, decoded, decoded.body)
             else:
+                kind = "ack"
                 await self._ack(conn, decoded, decoded.body)
         self.link.ack([envelope])
+        steps.lap("ack")
+        log.debug("gate.steps", kind=kind, total_ms=round(steps.seconds() * 1000, 3), **steps.millis())
 
     def _lane(self, gate: GateDevice, lane: str) -> Lane | None:
         return Lane(lane) if gate.lane in {"both", lane} else None
@@ -220,23 +225,13 @@ class GatePath:
         gate: GateDevice,
         message: GateMessage,
         body: PlateMessage,
-        started: float,
+        steps: Steps,
     ) -> None:
         lane = self._lane(gate, body.lane)
         plate = message.plate or ""
         if lane is None or not plate:
             detail = "lane does not match the gate's" if lane is None else "plate: empty after normalising"
-            await self._reject(
-                conn,
-                reject(
-                    message.topic,
-                    message.device_id,
-                    RejectReason.SCHEMA,
-                    detail,
-                    message.raw,
-                    message.received_at,
-                ),
-            )
+            await self._refuse(conn, message, detail)
             return
         read = PlateRead(
             gate.device_id,
@@ -248,9 +243,11 @@ class GatePath:
             body.plate_color or "blue",
             body.confidence,
         )
-        stored = await decide_read(conn, read, body.plate_color, message.received_at, self.pricer)
+        received = message.received_at
+        stored = await decide_read(conn, read, body.plate_color, received, self.pricer, steps=steps)
         self.send(stored)
-        self.metrics.gate_decide_seconds.observe(time.perf_counter() - started)
+        steps.lap("publish")
+        self.metrics.gate_decide_seconds.observe(steps.seconds() - steps.laps["queue"])
         if stored.duplicate:
             self.metrics.duplicates += 1
             return
@@ -265,6 +262,7 @@ class GatePath:
             amount_fen=stored.command.amount_fen,
         )
         await self._publish_lot(conn, gate.lot_id)
+        steps.lap("availability")
 
     def send(self, stored: StoredCommand) -> None:
         """Publish a command to its gate (QoS 1, not retained: a stale command must not replay)."""
@@ -276,17 +274,7 @@ class GatePath:
     ) -> None:
         lane = self._lane(gate, body.lane)
         if lane is None:
-            await self._reject(
-                conn,
-                reject(
-                    message.topic,
-                    message.device_id,
-                    RejectReason.SCHEMA,
-                    "lane does not match the gate's",
-                    message.raw,
-                    message.received_at,
-                ),
-            )
+            await self._refuse(conn, message, "lane does not match the gate's")
             return
         passage = Passage(gate.device_id, gate.lot_id, body.seq, body.ts, lane, message.plate)
         self._count(await record_passage(conn, passage, message.received_at))
@@ -295,18 +283,16 @@ class GatePath:
     async def _ack(self, conn: Conn, message: GateMessage, body: AckMessage) -> None:
         ack = Ack(message.device_id, uuid.UUID(body.command_id), body.ok, body.ts)
         if not await record_ack(conn, ack, message.received_at):
-            detail = "command_id: no such command of this gate"
-            await self._reject(
-                conn,
-                reject(
-                    message.topic,
-                    message.device_id,
-                    RejectReason.SCHEMA,
-                    detail,
-                    message.raw,
-                    message.received_at,
-                ),
-            )
+            await self._refuse(conn, message, "command_id: no such command of this gate")
+
+    async def _refuse(
+        self, conn: Conn, message: GateMessage, detail: str, reason: RejectReason = RejectReason.SCHEMA
+    ) -> None:
+        """Keep a decoded gate message that cannot be acted on, with *reason* and *detail*."""
+        await self._reject(
+            conn,
+            reject(message.topic, message.device_id, reason, detail, message.raw, message.received_at),
+        )
 
     async def _reject(self, conn: Conn, r: Rejection) -> None:
         self.metrics.rejected[r.reason.value] += 1

@@ -13,6 +13,7 @@ import asyncpg
 from billing.invoices import PricedStay as InvoicedStay
 from device_gateway.gate_money import exit_options, invoice_session, money_standing
 from device_gateway.gate_pricing import PricedStay, Stay, StayPricer
+from device_gateway.gate_steps import UNWATCHED, Steps
 from device_gateway.store import Conn
 from parking_core.adapters.holds_store import arrive_by_gate
 from parking_core.errors import SessionAlreadyOpenError
@@ -162,8 +163,14 @@ def policy_from(row: asyncpg.Record, plate: str) -> GatePolicy:
     return policy
 
 
-async def decide_read(
-    conn: Conn, read: PlateRead, plate_color: str | None, now: datetime, pricer: StayPricer
+async def decide_read(  # noqa: PLR0913 -- the read, and who watches its steps (gate_steps.py)
+    conn: Conn,
+    read: PlateRead,
+    plate_color: str | None,
+    now: datetime,
+    pricer: StayPricer,
+    *,
+    steps: Steps = UNWATCHED,
 ) -> StoredCommand:
     """Decide a plate read in one transaction; a read already decided gets its stored command."""
     async with conn.transaction():
@@ -171,7 +178,9 @@ async def decide_read(
         found = await conn.fetchrow(FIND_COMMAND, *key)
         if found is not None:
             return stored_command(found, read.device_id)
+        steps.lap("find_command")
         await conn.execute(LOCK_LOT, GATE_LOCK_NAMESPACE, read.lot_id)
+        steps.lap("gate_lock")
         found = await conn.fetchrow(FIND_COMMAND, *key)  # another gateway decided it meanwhile
         if found is not None:
             return stored_command(found, read.device_id)
@@ -179,15 +188,25 @@ async def decide_read(
         if lot is None:
             raise LookupError(f"lot {read.lot_id!r} of gate {read.device_id!r} is gone")
         policy = policy_from(lot, read.plate)
+        steps.lap("policy")
         if read.lane is Lane.ENTRY:
-            decision = await _entry(conn, read, plate_color, policy, lot["capacity"])
+            decision = await _entry(conn, read, plate_color, policy, lot["capacity"], steps=steps)
         else:
-            decision = await _exit(conn, read, _Lot(policy, lot["tariff_id"], plate_color), pricer)
-        return await _record(conn, read, plate_color, decision, now)
+            decision = await _exit(conn, read, _Lot(policy, lot["tariff_id"], plate_color), pricer, steps)
+        stored = await _record(conn, read, plate_color, decision, now)
+        steps.lap("record")
+    steps.lap("commit")
+    return stored
 
 
-async def _entry(
-    conn: Conn, read: PlateRead, plate_color: str | None, policy: GatePolicy, capacity: int
+async def _entry(  # noqa: PLR0913 -- the read, what the lot says, who watches the steps
+    conn: Conn,
+    read: PlateRead,
+    plate_color: str | None,
+    policy: GatePolicy,
+    capacity: int,
+    *,
+    steps: Steps = UNWATCHED,
 ) -> Decision:
     inside = await conn.fetchval(INSIDE_COUNT, read.lot_id)
     row = await conn.fetchrow(INSIDE_OF_PLATE, read.lot_id, read.plate)
@@ -196,14 +215,17 @@ async def _entry(
         own = InsideSession(
             str(row["session_id"]), row["plate"], row["state"] == "pending", row["started_at"]
         )
+    steps.lap("inside")
     money = await money_standing(conn, read.plate, read.lot_id, read.ts)
     if money.entry_refused:  # on the city's money deny list, at a lot that refuses such plates entry
         policy = replace(policy, deny_list=policy.deny_list | {read.plate})
+    steps.lap("money")
     holds = await conn.fetchrow(HOLDS_AT_ENTRY, read.lot_id, read.plate)  # locks the lot's row
     assert holds is not None, "an aggregate returns one row"
     quota, taken = None, 0
     if (holds["shared_spaces"] or 0) > 0 and not holds["member"] and not holds["mine"]:
         quota, taken = holds["shared_spaces"], await conn.fetchval(PUBLIC_TAKEN, read.lot_id, read.plate) or 0
+    steps.lap("holds")
     context = EntryContext(
         capacity,
         inside,
@@ -216,6 +238,7 @@ async def _entry(
         public_taken=taken,
     )
     decision = decide_entry(read, policy, context)
+    steps.lap("decide")
     detail = {"seq": read.seq, "confidence": read.confidence, "reason": decision.command.reason.value}
     if decision.effect is SessionEffect.REUSE and own is not None:
         await _evidence(conn, own.session_id, read, "entry_read", detail)
@@ -235,6 +258,7 @@ async def _entry(
     await _evidence(conn, str(session_id), read, "entry_read", detail)
     if decision.command.reason is Reason.RESERVED:  # the held plate arrived: its hold ends, linked
         await arrive_by_gate(conn, read.lot_id, read.plate, read.ts, str(session_id))
+    steps.lap("session")
     return Decision(decision.command, decision.effect, str(session_id), None, decision.events)
 
 
@@ -267,8 +291,11 @@ async def _find_inside(
     return row, match.score
 
 
-async def _exit(conn: Conn, read: PlateRead, lot: _Lot, pricer: StayPricer) -> Decision:
+async def _exit(
+    conn: Conn, read: PlateRead, lot: _Lot, pricer: StayPricer, steps: Steps = UNWATCHED
+) -> Decision:
     found = await _find_inside(conn, read, lot.policy)
+    steps.lap("match")
     if not isinstance(found, tuple):
         return await _unmatched(conn, read, lot, decide_unmatched_exit(read, found, lot.policy))
     row, score = found
@@ -280,10 +307,13 @@ async def _exit(conn: Conn, read: PlateRead, lot: _Lot, pricer: StayPricer) -> D
         stay = Stay(read.lot_id, lot.tariff_id, row["plate"], color, row["started_at"], read.ts)
         priced = await pricer.price(conn, stay)
         amount = priced.amount_fen
+    steps.lap("price")
     charge = StayCharge(str(row["session_id"]), row["plate"], row["started_at"], amount, row["paid_fen"])
     money = await money_standing(conn, row["plate"], read.lot_id, read.ts)
+    steps.lap("money")
     quote = priced.quote if priced is not None else None
     decision = decide_exit(read, charge, score, exit_options(money, quote is not None))
+    steps.lap("decide")
     detail = {"seq": read.seq, "score": score, "reason": decision.command.reason.value, "amount_fen": amount}
     await _evidence(conn, charge.session_id, read, "exit_read", detail | {"read_plate": read.plate})
     if decision.effect is SessionEffect.CLOSE:
@@ -293,6 +323,7 @@ async def _exit(conn: Conn, read: PlateRead, lot: _Lot, pricer: StayPricer) -> D
         if decision.command.reason is Reason.PAY_LATER and quote is not None:  # the invoice follows it
             bill = InvoicedStay(charge.session_id, read.lot_id, charge.plate, quote)
             await invoice_session(conn, bill, charge.paid_fen, read.ts, money.policies)
+    steps.lap("session")
     return decision
 
 
