@@ -6,8 +6,17 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from billing.adapters.arrears_store import plate_standing
-from billing.adapters.ledger_store import LotPolicies, append, lock_invoice, lot_policy, raise_invoice
+from asyncpg import Record
+
+from billing.adapters.arrears_store import standing_columns, standing_from
+from billing.adapters.ledger_store import (
+    LotPolicies,
+    append,
+    lock_invoice,
+    lot_policy_select,
+    policies_from,
+    raise_invoice,
+)
 from billing.arrears import LotMoneyPolicy, PayLater, PlateStanding, entry_refused, pay_later_verdict
 from billing.invoices import PricedStay as InvoicedStay
 from billing.ledger import EntryKind, LedgerEntry
@@ -19,6 +28,19 @@ from parking_core.sessions import SessionState
 # Refusals of pay-later that the gate names; the others hold with `payment_due` (pay here).
 HELD_FOR = {PayLater.ARREARS: Reason.ARREARS, PayLater.BLACKLISTED: Reason.BLACKLISTED}
 MOVE_SESSION = "UPDATE sessions SET state = $2 WHERE session_id = $1"
+
+
+def standing_at_lot(plate: str, lot: str) -> tuple[str, str]:
+    """Return the select list and the join that read a plate's standing and a lot's money policies.
+
+    *plate* and *lot* are SQL (e.g. ``$1``); :func:`standing_from_row` reads the row.
+    """
+    join = f"LEFT JOIN LATERAL ({lot_policy_select(lot)}) money ON true"
+    return standing_columns(plate) + ", money.*", join
+
+
+_COLUMNS, _JOIN = standing_at_lot("$1", "$2")
+STANDING_AT_LOT = f"SELECT {_COLUMNS} FROM (SELECT 1) one {_JOIN}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +63,17 @@ class MoneyStanding:
 
 
 async def money_standing(conn: Conn, plate: str, lot_id: str, now: datetime) -> MoneyStanding:
-    """Return *plate*'s standing city-wide and the lot's money policy."""
-    policies = await lot_policy(conn, lot_id)
+    """Return *plate*'s standing city-wide and the lot's money policy (one statement)."""
+    row = await conn.fetchrow(STANDING_AT_LOT, plate, lot_id)
+    assert row is not None, "one row: the lot's columns are null when there is no such lot"
+    return standing_from_row(row, plate, now)
+
+
+def standing_from_row(row: Record, plate: str, now: datetime) -> MoneyStanding:
+    """Return the money standing in a row read with :func:`standing_at_lot`'s SQL."""
+    policies = policies_from(row)
     lot = policies[0] if policies is not None else LotMoneyPolicy()
-    return MoneyStanding(await plate_standing(conn, plate, now), lot, policies)
+    return MoneyStanding(standing_from(row, plate, now), lot, policies)
 
 
 def exit_options(money: MoneyStanding, priced: bool) -> ExitOptions:

@@ -45,10 +45,10 @@ INSERT_REJECTION = """
 INSERT INTO rejected_messages (received_at, topic, device_id, reason, detail, payload)
 VALUES ($1, $2, $3, $4, $5, $6)
 """
-GATE_LOT = """
+GATE_LOTS = """
 SELECT lot_id, capacity, free_count, occupied_count, reserved_count, unknown_count, closed_count,
        status = 'closed' AS lot_closed, shared_spaces
-FROM lots WHERE lot_id = $1 AND counted_by = 'gates'
+FROM lots WHERE lot_id = ANY($1::text[]) AND counted_by = 'gates'
 """
 # The database refuses the data of the message itself (SQLSTATE classes 22 and 23): kept and acked.
 POISON = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
@@ -95,12 +95,19 @@ class GatePath:
     backoff: Backoff = field(default_factory=Backoff)
     pricer: StayPricer = field(default_factory=StayPricer)
     name: str = "gate-path"
+    # Lots whose counts the gates changed: read and handed to availability by a task of their own
+    # (_lots_loop), not between a command and the next read (availability publishes a lot at most
+    # once per interval anyway).
+    _changed: set[str] = field(default_factory=set)
+    _lots_changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self) -> None:
         """Handle gate messages one by one on a connection of their own, and sweep, until stopped."""
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._handle_all(), name="gate-messages")
             tasks.create_task(self._sweep_loop(), name="gate-sweeps")
+            tasks.create_task(self._lots_loop(), name="gate-lots")
+        await self._publish_changed()  # what the last messages changed
 
     async def _connect(self) -> asyncpg.Connection | None:
         for delay in self.backoff.delays():
@@ -112,6 +119,15 @@ class GatePath:
                 log.warning("gate.db_unavailable", error=repr(exc), retry_in_s=delay)
                 await self._pause(delay)
         return None  # pragma: no cover - delays() never ends
+
+    async def _woken_or_stopped(self, woken: asyncio.Event, timeout_s: float | None = None) -> None:
+        """Return when *woken* or ``stop`` is set, or after *timeout_s*."""
+        waits = {asyncio.ensure_future(woken.wait()), asyncio.ensure_future(self.stop.wait())}
+        try:
+            await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -261,8 +277,7 @@ class GatePath:
             reason=stored.command.reason.value,
             amount_fen=stored.command.amount_fen,
         )
-        await self._publish_lot(conn, gate.lot_id)
-        steps.lap("availability")
+        self._lot_changed(gate.lot_id)
 
     def send(self, stored: StoredCommand) -> None:
         """Publish a command to its gate (QoS 1, not retained: a stale command must not replay)."""
@@ -278,7 +293,7 @@ class GatePath:
             return
         passage = Passage(gate.device_id, gate.lot_id, body.seq, body.ts, lane, message.plate)
         self._count(await record_passage(conn, passage, message.received_at))
-        await self._publish_lot(conn, gate.lot_id)
+        self._lot_changed(gate.lot_id)
 
     async def _ack(self, conn: Conn, message: GateMessage, body: AckMessage) -> None:
         ack = Ack(message.device_id, uuid.UUID(body.command_id), body.ok, body.ts)
@@ -300,10 +315,35 @@ class GatePath:
             INSERT_REJECTION, r.received_at, r.topic, r.device_id, r.reason.value, r.detail, r.payload
         )
 
-    async def _publish_lot(self, conn: Conn, lot_id: str) -> None:
-        row = await conn.fetchrow(GATE_LOT, lot_id)
-        if row is not None:
-            lot = LotRow(
+    def _lot_changed(self, lot_id: str) -> None:
+        self._changed.add(lot_id)
+        self._lots_changed.set()
+
+    async def _lots_loop(self) -> None:
+        """Hand the counts of lots the gates changed to availability, until stopped."""
+        while not self.stop.is_set():
+            await self._woken_or_stopped(self._lots_changed)
+            try:
+                await self._publish_changed()
+            except Exception:
+                log.exception("task.failed", task="gate-lots")
+                await self._pause(1.0)
+
+    async def _publish_changed(self) -> None:
+        """Read the lots changed since the last call (one statement) and update their availability."""
+        self._lots_changed.clear()
+        lots, self._changed = sorted(self._changed), set()
+        if not lots:
+            return
+        try:
+            async with self.pool.acquire() as conn:
+                rows = await conn.fetch(GATE_LOTS, lots)
+        except BaseException:
+            self._changed.update(lots)  # read again next time
+            raise
+        now = datetime.now(UTC)
+        self.availability.update(
+            LotRow(
                 row["lot_id"],
                 row["capacity"],
                 row["free_count"],
@@ -312,10 +352,11 @@ class GatePath:
                 row["unknown_count"],
                 row["closed_count"],
                 row["lot_closed"],
-                datetime.now(UTC),
+                now,
                 row["shared_spaces"],
             )
-            self.availability.update([lot])
+            for row in rows
+        )
 
     def _count(self, events: list[GateEvent]) -> None:
         for event in events:
@@ -342,16 +383,7 @@ class GatePath:
                     await self.sweep(datetime.now(UTC))
                 except Exception:
                     log.exception("task.failed", task="gate-sweeps")
-                with contextlib.suppress(TimeoutError):
-                    waits = {asyncio.ensure_future(woken.wait()), asyncio.ensure_future(self.stop.wait())}
-                    try:
-                        await asyncio.wait_for(
-                            asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED),
-                            self.settings.gateway_gate_sweep_interval_s,
-                        )
-                    finally:
-                        for waiter in waits:
-                            waiter.cancel()
+                await self._woken_or_stopped(woken, self.settings.gateway_gate_sweep_interval_s)
         finally:
             await listener.close()
 
@@ -361,9 +393,9 @@ class GatePath:
         async with self.pool.acquire() as conn:
             expired = await expire_awaiting(conn, now)
             again, flagged = await resend_or_flag(conn, now, quiet, self.settings.gateway_gate_max_sends)
-            for lot_id in {e.lot_id for e in expired}:
-                await self._publish_lot(conn, lot_id)
             await price_closed_sessions(conn, self.pricer)
+        for lot_id in {e.lot_id for e in expired}:
+            self._lot_changed(lot_id)
         for row in again:
             self.send(stored_command(row, row["device_id"]))
         self._count(expired + flagged)

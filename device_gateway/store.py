@@ -40,8 +40,11 @@ SELECT d.device_id, d.kind, d.spot_id, s.lot_id, d.status, d.last_seen_at, d.sta
 FROM devices d LEFT JOIN spots s ON s.spot_id = d.spot_id
 WHERE d.device_id = ANY($1::text[])
 """
-# Every writer locks the lots it touches first, in one order: no deadlocks between gateways.
-LOCK_LOTS = "SELECT lot_id FROM lots WHERE lot_id = ANY($1::text[]) ORDER BY lot_id FOR UPDATE"
+# Every writer locks the lots it touches first, in one order: no deadlocks between gateways. NO KEY
+# UPDATE, the lock its counter updates take anyway: writers, the liveness sweep and holds (FOR UPDATE)
+# still wait for each other, but a row that only refers to the lot (a gate's session: its foreign key
+# takes KEY SHARE) does not wait for the batch (docs/gates.md, "Latency").
+LOCK_LOTS = "SELECT lot_id FROM lots WHERE lot_id = ANY($1::text[]) ORDER BY lot_id FOR NO KEY UPDATE"
 
 # A sensor that was offline and speaks again (runs under the lot locks: the sweep cannot interleave).
 RESTORE_DEVICES = """

@@ -25,13 +25,24 @@ from billing.ledger import Balance
 PLATE_OF_INVOICE = "SELECT plate FROM invoices WHERE invoice_id = $1"
 PAGE = 1000  # open invoices handled per round trip by the arrears run
 
-STANDING = """
-SELECT
-  EXISTS (SELECT 1 FROM plate_bindings WHERE plate = $1 AND unbound_at IS NULL) AS bound,
+
+def standing_columns(plate: str) -> str:
+    """Return the select list of a plate's standing, *plate* being the SQL of the plate (e.g. ``$1``).
+
+    Its open invoices come as (invoice_id, lot_id, due_at, due_fen) records: what is overdue at a
+    given instant is the pure rule's (``billing.arrears.arrears_fen``), not the query's.
+    """
+    return f"""
+  EXISTS (SELECT 1 FROM plate_bindings WHERE plate = {plate} AND unbound_at IS NULL) AS bound,
   COALESCE((SELECT a.pay_later_consent FROM plate_bindings b JOIN driver_accounts a USING (account_id)
-            WHERE b.plate = $1 AND b.unbound_at IS NULL), false) AS consented,
-  EXISTS (SELECT 1 FROM money_deny_list WHERE plate = $1 AND lifted_at IS NULL) AS blacklisted
+            WHERE b.plate = {plate} AND b.unbound_at IS NULL), false) AS consented,
+  EXISTS (SELECT 1 FROM money_deny_list WHERE plate = {plate} AND lifted_at IS NULL) AS blacklisted,
+  ARRAY(SELECT (invoice_id, lot_id, due_at, due_fen) FROM invoice_balances
+        WHERE plate = {plate} AND due_fen > 0) AS open_invoices
 """
+
+
+STANDING = f"SELECT {standing_columns('$1')}"
 OPEN_OF_PLATE = """
 SELECT invoice_id, plate, lot_id, due_at, due_fen FROM invoice_balances WHERE plate = $1 AND due_fen > 0
 """
@@ -78,11 +89,16 @@ def _open(row: Record) -> OpenInvoice:
 
 
 async def plate_standing(conn: Conn, plate: str, now: datetime) -> PlateStanding:
-    """Return what the exit decision needs to know of *plate*'s money, city-wide."""
+    """Return what the exit decision needs to know of *plate*'s money, city-wide (one round trip)."""
     row = await conn.fetchrow(STANDING, plate)
     assert row is not None  # a SELECT without FROM always returns one row
-    owed = arrears_fen([_open(r) for r in await conn.fetch(OPEN_OF_PLATE, plate)], now)
-    return PlateStanding(row["bound"], row["consented"], row["blacklisted"], owed)
+    return standing_from(row, plate, now)
+
+
+def standing_from(row: Record, plate: str, now: datetime) -> PlateStanding:
+    """Return the standing of *plate* at *now* from a row with :func:`standing_columns`."""
+    invoices = [OpenInvoice(i, plate, lot, due_at, due) for i, lot, due_at, due in row["open_invoices"]]
+    return PlateStanding(row["bound"], row["consented"], row["blacklisted"], arrears_fen(invoices, now))
 
 
 async def plate_arrears(conn: Conn, plate: str, now: datetime) -> int:

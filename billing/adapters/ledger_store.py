@@ -17,10 +17,16 @@ from billing.ledger import Balance, EntryKind, InvoiceStatus, LedgerEntry
 
 Conn = asyncpg.Connection | PoolConnectionProxy  # a plain connection or one from the pool
 
-LOT_POLICY = """
+
+def lot_policy_select(lot: str) -> str:
+    """Return the SELECT of a lot's money policy row, *lot* being the SQL of its id (e.g. ``$1``)."""
+    return f"""
 SELECT l.time_zone, p.pay_later, p.arrears_limit_fen, p.deny_entry_when_blacklisted, p.pay_within_s
-FROM lots l LEFT JOIN lot_money_policies p USING (lot_id) WHERE l.lot_id = $1
+FROM lots l LEFT JOIN lot_money_policies p USING (lot_id) WHERE l.lot_id = {lot}
 """
+
+
+LOT_POLICY = lot_policy_select("$1")
 # No conflict target: the invoice id is a function of the session id, so a concurrent raise of the
 # same session conflicts on the primary key as often as on `session_id`, and an arbiter naming only
 # `session_id` lets the other one through as a 23505 (unique_violation) on `invoices_pkey`.
@@ -70,8 +76,12 @@ LotPolicies = tuple[LotMoneyPolicy, DuePolicy, ZoneInfo]
 
 async def lot_policy(conn: Conn, lot_id: str) -> LotPolicies | None:
     """Return a lot's money policy, due policy and time zone (defaults where it set none)."""
-    row = await conn.fetchrow(LOT_POLICY, lot_id)
-    if row is None:
+    return policies_from(await conn.fetchrow(LOT_POLICY, lot_id))
+
+
+def policies_from(row: asyncpg.Record | None) -> LotPolicies | None:
+    """Return the policies of a row of :func:`lot_policy_select` (None: no such lot)."""
+    if row is None or row["time_zone"] is None:
         return None
     default = LotMoneyPolicy()
     money = LotMoneyPolicy(

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from parking_core.adapters.lot_changes import Connection, record_lot_change
+from parking_core.adapters.lot_room_lock import lock_room
 from parking_core.errors import HoldStateError, NoRoomError, SpotNotFreeError
 from parking_core.ids import LotId, SpotId, ZoneId
 from parking_core.lots import LotCounts
@@ -24,7 +25,9 @@ from parking_core.reservations import (
 from parking_core.sharing import public_counts
 
 # Every hold on a lot takes this lock first (the gateway's batches take the same row lock before
-# touching spots), so two requests for the last space are decided one after the other.
+# touching spots), so two requests for the last space are decided one after the other. A new hold
+# takes the lot's room lock before it (lot_room_lock.py): the gate's entry decisions take that one,
+# not this row, so a hold and an entry never take the same last space.
 LOCK_LOT = """
 SELECT lot_id, status, capacity, free_count, occupied_count, reserved_count, unknown_count, closed_count,
        shared_spaces, tariff_id, counted_by,
@@ -200,6 +203,7 @@ async def create_hold(conn: Connection, request: HoldRequest, now: datetime) -> 
     UniqueViolationError when the plate already holds a space at the lot.
     """
     async with conn.transaction():
+        await lock_room(conn, request.lot_id)
         lot = await conn.fetchrow(LOCK_LOT, request.lot_id)
         if lot is None:
             raise LotNotFoundError(f"no lot {request.lot_id!r}")

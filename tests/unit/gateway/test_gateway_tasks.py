@@ -6,6 +6,8 @@ import asyncio
 
 from structlog.testing import capture_logs
 
+from device_gateway.inbox import Envelope
+from device_gateway.writer import DECODE_SLICE
 from tests.gateway_fakes import FakeLink, FakeStore, envelope, fake_gateway
 
 
@@ -64,3 +66,28 @@ async def test_a_failing_periodic_job_is_logged_with_its_traceback() -> None:
     assert failures[0]["task"] == "liveness"
     assert failures[0]["exc_info"] is True
     assert failures[0]["log_level"] == "error"
+
+
+async def test_a_batch_is_decoded_in_slices_that_let_the_loop_run() -> None:
+    """Decoding in slices gives what decoding at once gives, and the event loop runs other tasks
+    (the gate path's) between slices instead of waiting for the whole batch."""
+    _, writer = fake_gateway(FakeStore())
+    batch = [envelope(mid) for mid in range(3 * DECODE_SLICE + 5)]
+    batch[7] = Envelope(batch[7].topic, b"{not json", 7, 1, batch[7].received_at, 0)
+    turns = 0
+
+    async def other_task() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(other_task())
+    await asyncio.sleep(0)
+    before = turns
+    sliced = await writer.decode_in_slices(batch)
+    during = turns - before
+    other.cancel()
+    assert sliced == writer.decode_batch(batch)
+    assert len(sliced[2]) == 1
+    assert during >= 3  # one turn per slice boundary at least
