@@ -1,8 +1,8 @@
 """Read-side SQL over history that must give the same answer in plain and TimescaleDB modes."""
 
-# Occupancy of lots over time, weighted by time, stitched from the 5-minute view (a continuous
-# aggregate in TimescaleDB mode, an on-the-fly view otherwise; both from sql/0040). A lot_occupancy
-# row is the lot's state from its ts until the next row. Each 5-minute row knows the integral of its
+# Occupancy of lots over time, weighted by time, stitched from the 5-minute view or the hourly roll-up
+# (continuous aggregates in TimescaleDB mode, on-the-fly views otherwise; sql/0040, 0085). A lot_occupancy
+# row is the lot's state from its ts until the next row. Each view row knows the integral of its
 # counts between its first and last sample; its last state holds until the next row's first sample
 # (or the window's end), split across output buckets; the last sample before the window is carried in
 # as the state at its start. Times are microseconds since 1970 (exact in bigint), averages are
@@ -11,8 +11,9 @@
 # the UTC buckets of the operator history; a lot's own zone gives its local hours and days (a day
 # across a daylight-saving change lasts 23 or 25 hours). The same arithmetic, in Python, is
 # parking_core.time_weight, and tests/integration/api/test_time_weighted.py holds the two together.
-# $1 lot ids, $2 window start (a multiple of 5 minutes), $3 window end, $4 bucket width, $5 time zone.
-TIME_WEIGHTED_SERIES = """
+# $1 lot ids, $2 window start (a multiple of the view's width), $3 window end, $4 bucket width (a
+# multiple of the view's width, on bounds that are the view's bucket bounds), $5 time zone.
+_SERIES = """
 WITH carried AS (
     SELECT l.lot_id, c.* FROM unnest($1::text[]) AS l(lot_id)
     CROSS JOIN LATERAL (
@@ -33,7 +34,7 @@ WITH carried AS (
            capacity_step[4]::integer,
            occupied_step[5], free_step[5], unknown_step[5], capacity_step[5],
            occupied_max, free_min, capacity
-    FROM lot_occupancy_5m WHERE lot_id = ANY($1::text[]) AND bucket >= $2 AND bucket < $3
+    FROM {view} WHERE lot_id = ANY($1::text[]) AND bucket >= $2 AND bucket < $3
 ), timed AS (
     SELECT p.*, coalesce(lead(first_us) OVER (PARTITION BY lot_id ORDER BY first_us, samples),
                          (extract(epoch FROM $3::timestamptz) * 1000000)::bigint) AS until_us
@@ -78,3 +79,9 @@ GROUP BY lot_id, local_start
 HAVING sum(covered_us) > 0
 ORDER BY lot_id, local_start
 """
+
+# From the 5-minute view: any bucket that is a whole multiple of 5 minutes.
+TIME_WEIGHTED_SERIES = _SERIES.replace("{view}", "lot_occupancy_5m")
+# From the hourly roll-up (sql/0085): the same rows when every output bucket bound is a whole UTC hour
+# (hours and days of a zone whose offset is whole hours); 12 times fewer rows to stitch.
+HOURLY_SERIES = _SERIES.replace("{view}", "lot_occupancy_1h")

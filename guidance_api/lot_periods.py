@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from itertools import pairwise
@@ -10,12 +11,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 
-from guidance_api.history_sql import TIME_WEIGHTED_SERIES
+from guidance_api.history_sql import HOURLY_SERIES, TIME_WEIGHTED_SERIES
 from parking_core.lots import DEFAULT_TIME_ZONE
 from parking_core.time_weight import SOURCE_OFFLINE, is_source_offline
 
 PERIODS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 DEFAULT_ZONE = DEFAULT_TIME_ZONE  # CONTRACT.md: the lot time zone when none is set
+HOUR_S = 3600
 
 
 @dataclass
@@ -81,12 +83,23 @@ class Tally:
 
 
 def period_starts(first: date, last: date, period: str, zone: ZoneInfo) -> list[datetime]:
-    """Return the local starts of the periods of days [first, last), and the end, in *zone*."""
-    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-    if period == "day":
-        return [datetime.combine(d, time(0), zone) for d in days]
-    hours = [datetime.combine(d, time(h), zone) for d in days[:-1] for h in range(24)]
-    return [*hours, datetime.combine(last, time(0), zone)]
+    """Return the local starts of the periods of days [first, last), and the end, in *zone*.
+
+    Hours and days alike step the local wall clock from midnight: a day across a daylight-saving
+    change lasts 23 or 25 hours, and its hours are its wall-clock hours.
+    """
+    step = PERIODS[period]
+    start, end = datetime.combine(first, time(0)), datetime.combine(last, time(0))
+    return [(start + n * step).replace(tzinfo=zone) for n in range((end - start) // step + 1)]
+
+
+def series_for(bounds: Sequence[datetime]) -> str:
+    """Return the series query for periods with *bounds*: the hourly roll-up when every bound is a whole
+    UTC hour (hours and days of a zone whose offset is whole hours), else the 5-minute view.
+    """
+    if all(bound.timestamp() % HOUR_S == 0 for bound in bounds):
+        return HOURLY_SERIES
+    return TIME_WEIGHTED_SERIES
 
 
 def zone_of(name: str) -> ZoneInfo:
@@ -112,7 +125,7 @@ async def lot_tallies(
     """Return each lot's tally (of *lot_ids*, all in *zone*) per period, up to now."""
     bounds, now = periods.bounds, periods.now
     rows = await pool.fetch(
-        TIME_WEIGHTED_SERIES, lot_ids, bounds[0], min(bounds[-1], now), periods.width, zone.key
+        series_for(bounds), lot_ids, bounds[0], min(bounds[-1], now), periods.width, zone.key
     )
     found = {(r["lot_id"], r["bucket_start"]): r for r in rows}
     tallies: dict[str, dict[datetime, Tally]] = {lot_id: {} for lot_id in lot_ids}

@@ -271,3 +271,51 @@ def test_a_busy_minute_does_not_outweigh_quiet_minutes(timescale_db: PgliteSessi
     [bucket] = series(timescale_db, "L-busy", base, base + FIVE_MINUTES, "5 minutes")
     assert (bucket["samples"], bucket["occupied_avg"], bucket["covered_us"]) == (110, 9.55, 300_000_000)
     assert sum(s.occupied for s in samples) / len(samples) == 830 / 110  # the old average: 75.5 %
+
+
+# -- the hourly roll-up (sql/0085) behind hour and day KPIs --------------------------------------------
+
+
+def test_hourly_roll_up_gives_the_5_minute_answers(timescale_db: PgliteSession) -> None:
+    """Refreshed, the hourly continuous aggregate serves hours and days exactly as the 5-minute one and
+    the pure weighting do (a state carried in, an hour without samples); plain mode's hourly view
+    (created as a temp view) gives the same rows; rows newer than its watermark show at once.
+    """
+    base = now_utc().replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
+    lot = "L-hourly"
+    samples = [
+        *samples_in(base - FIVE_MINUTES, lot, [2], seed=3),  # carried into the window
+        *samples_in(base, lot, [4, 0, 3, 1, 0, 0, 0, 0, 0, 0, 0, 2, 1], seed=11),  # into the next hour
+        *samples_in(base + timedelta(hours=3, minutes=20), lot, [3, 4], seed=17),  # after a quiet hour
+    ]
+    insert_occupancy(timescale_db, samples)
+    for view in ("lot_occupancy_5m", "lot_occupancy_1h"):
+        timescale_db.execute(
+            f"CALL refresh_continuous_aggregate('{view}',"
+            f" TIMESTAMPTZ '{(base - timedelta(hours=1)).isoformat()}',"
+            f" TIMESTAMPTZ '{(base + timedelta(hours=5)).isoformat()}')"
+        )
+    assert timescale_db.scalar("SELECT count(*) FROM lot_occupancy_1h WHERE lot_id = 'L-hourly'") == 4
+    plain = (default_sql_dir() / "0085_lot_occupancy_hourly.plain.sql").read_text()
+    assert "CREATE VIEW lot_occupancy_1h AS" in plain
+    temp = "CREATE OR REPLACE TEMP VIEW lot_occupancy_1h_plain AS"
+    timescale_db.execute(plain.replace("CREATE VIEW lot_occupancy_1h AS", temp))
+    start, end = base, base + timedelta(hours=5)
+    for width, label in ((timedelta(hours=1), "1 hour"), (timedelta(days=1), "1 day")):
+        hourly = series(timescale_db, lot, start, end, label, view="lot_occupancy_1h")
+        assert hourly == expected_series(samples, lot, start, end, width), label
+        assert hourly == series(timescale_db, lot, start, end, label), label
+        assert hourly == series(timescale_db, lot, start, end, label, view="lot_occupancy_1h_plain"), label
+
+    watermark = timescale_db.scalar(
+        "SELECT _timescaledb_functions.to_timestamp(_timescaledb_functions.cagg_watermark("
+        "mat_hypertable_id)) FROM _timescaledb_catalog.continuous_agg"
+        " WHERE user_view_name = 'lot_occupancy_1h'"
+    )
+    assert isinstance(watermark, datetime)
+    live_base = floor_to(max(watermark, now_utc()), timedelta(hours=1)) + timedelta(hours=1)
+    live = samples_in(live_base, "L-hourly-live", [2, 1], seed=23)
+    insert_occupancy(timescale_db, live)
+    hour, live_lot = timedelta(hours=1), "L-hourly-live"
+    got = series(timescale_db, live_lot, live_base, live_base + hour, "1 hour", view="lot_occupancy_1h")
+    assert got == expected_series(live, live_lot, live_base, live_base + hour, hour)

@@ -50,6 +50,10 @@ def test_policies_are_registered(timescale_db: PgliteSession) -> None:
             "start_offset": "3 days",
             "end_offset": "00:05:00",
         },
+        ("policy_refresh_continuous_aggregate", "lot_occupancy_1h"): {  # from the oldest sample
+            "start_offset": None,
+            "end_offset": "01:00:00",
+        },
         ("policy_compression", "sensor_readings"): {"compress_after": "7 days"},
         ("policy_compression", "spot_status_changes"): {"compress_after": "14 days"},
         ("policy_compression", "lot_occupancy"): {"compress_after": "14 days"},
@@ -73,7 +77,7 @@ def test_every_policy_job_runs(timescale_db: PgliteSession) -> None:
         " WHERE proc_name IN ('policy_refresh_continuous_aggregate', 'policy_compression',"
         " 'policy_retention') ORDER BY job_id"
     )
-    assert len(jobs) == 13  # 8 of the sensor history, 4 of the gate history, 1 of refusals (0020)
+    assert len(jobs) == 14  # 9 of the sensor history (0085: hourly roll-up), 4 of the gates, 1 of refusals
     for job in jobs:
         try:
             run_job(timescale_db, job["job_id"])

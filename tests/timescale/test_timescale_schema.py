@@ -82,8 +82,12 @@ def test_history_tables_are_hypertables(timescale_db: PgliteSession) -> None:
     } | {REFUSALS_HYPERTABLE[0]: REFUSALS_HYPERTABLE[1:]}
     caggs = timescale_db.query(
         "SELECT view_name, hypertable_name FROM timescaledb_information.continuous_aggregates"
+        " ORDER BY view_name"
     )
-    assert caggs == [{"view_name": "lot_occupancy_5m", "hypertable_name": "lot_occupancy"}]
+    assert caggs == [
+        {"view_name": "lot_occupancy_1h", "hypertable_name": "lot_occupancy"},
+        {"view_name": "lot_occupancy_5m", "hypertable_name": "lot_occupancy"},
+    ]
 
 
 # -- (e) nearest lots ---------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
+from guidance_api.history_sql import HOURLY_SERIES, TIME_WEIGHTED_SERIES
+from guidance_api.lot_periods import period_starts, series_for
 from tests.integration.api.conftest import ADMIN
 
 pytestmark = pytest.mark.db
@@ -266,6 +268,28 @@ async def test_scope(day_api: Client) -> None:
     assert (await day_api.get("/v1/operator/lots/K2/kpis", headers=k1)).status == 403
     assert (await day_api.get("/v1/operator/districts/nowhere/kpis", headers=ADMIN)).status == 404
     assert (await day_api.get("/v1/operator/kpis")).status == 401
+
+
+@pytest.mark.parametrize("period", ["hour", "day"])
+async def test_the_hourly_roll_up_answers_what_the_5_minute_view_answers(
+    database_url: str, simulated_day: None, period: str
+) -> None:
+    """The hand-computed KPIs above come from the hourly roll-up (Shanghai's hours and days are whole
+    UTC hours); over the simulated day and the evening before, it gives the 5-minute view's rows.
+    """
+    bounds = period_starts(DAY - timedelta(days=1), DAY + timedelta(days=1), period, SHANGHAI)
+    assert series_for(bounds) == HOURLY_SERIES
+    width = timedelta(hours=1) if period == "hour" else timedelta(days=1)
+    conn = await asyncpg.connect(database_url)
+    try:
+        args = (list(LOTS), bounds[0], bounds[-1], width, "Asia/Shanghai")
+        hourly = [dict(r) for r in await conn.fetch(HOURLY_SERIES, *args)]
+        five_minutes = [dict(r) for r in await conn.fetch(TIME_WEIGHTED_SERIES, *args)]
+    finally:
+        await conn.close()
+    assert hourly == five_minutes
+    # K1 from 00:00, K2 from 22:00 the evening before, K3 from 12:30: lot-periods with a known state
+    assert len(hourly) == {"hour": 24 + 26 + 12, "day": 1 + 2 + 1}[period]
 
 
 @pytest.mark.parametrize(

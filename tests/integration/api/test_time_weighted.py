@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from guidance_api.history_sql import TIME_WEIGHTED_SERIES
+from guidance_api.history_sql import HOURLY_SERIES, TIME_WEIGHTED_SERIES
 from parking_core.time_weight import Buckets, LotSample, time_weighted
 
 pytestmark = [pytest.mark.db]
@@ -57,7 +57,16 @@ def expected(
     ]
 
 
-async def check(url: str, samples: list[LotSample], width: timedelta, zone: str, window_s: int) -> None:
+async def check(
+    url: str,
+    samples: list[LotSample],
+    width: timedelta,
+    zone: str,
+    window_s: int,
+    *,
+    sql: str = TIME_WEIGHTED_SERIES,
+) -> None:
+    """Store *samples* for a new lot and compare the series *sql* answers with the pure one."""
     lot = f"tw-{secrets.token_hex(4)}"
     conn = await asyncpg.connect(url)
     try:
@@ -67,7 +76,7 @@ async def check(url: str, samples: list[LotSample], width: timedelta, zone: str,
             [(s.at, lot, s.capacity, s.free, s.occupied, s.unknown) for s in samples],
         )
         window = (T0, T0 + timedelta(seconds=window_s))
-        rows = await conn.fetch(TIME_WEIGHTED_SERIES, [lot], *window, width, zone)
+        rows = await conn.fetch(sql, [lot], *window, width, zone)
     finally:
         await conn.close()
     got = [
@@ -98,3 +107,19 @@ def test_sql_agrees_with_the_pure_time_weighting(
 ) -> None:
     """Any samples, ties, bucket widths and time zones: the SQL series equals the pure one."""
     asyncio.run(check(database_url, samples, width, zone, window_s))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    samples=lot_samples(),
+    width=st.sampled_from([timedelta(hours=1), timedelta(days=1)]),
+    zone=st.sampled_from(["UTC", "Asia/Shanghai"]),
+    window_s=st.sampled_from([3600, 7200, 10800]),
+)
+def test_the_hourly_roll_up_agrees_with_the_pure_time_weighting(
+    database_url: str, samples: list[LotSample], width: timedelta, zone: str, window_s: int
+) -> None:
+    """Hours and days over whole UTC hours from the hourly roll-up (sql/0085): the same rows as the
+    pure weighting, hence as the 5-minute view (the test above), ties and carried states included.
+    """
+    asyncio.run(check(database_url, samples, width, zone, window_s, sql=HOURLY_SERIES))
