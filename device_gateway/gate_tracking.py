@@ -13,12 +13,28 @@ from device_gateway.store import Conn
 from parking_core.gates import GateEvent, GateEventKind, Lane, Passage
 from parking_core.ids import DeviceId, LotId
 
-# The gate's own messages say when it was last heard from (at most every 5 s: no write per read).
+# The gate's own messages prove it alive (parking_core.liveness.LIFE_SIGNS): online, last heard from
+# now, silent after its window (written at most every 5 s, or a tenth of its window, while online: not
+# once per read, as for a sensor, store.TOUCH_DEVICES). A gate coming to life gets a liveness
+# deadline (sql/0030), which the sweep turns offline when it passes; back from offline it is a
+# comms_restored event, as for a sensor (store.RESTORE_DEVICES).
 GATE_DEVICE = """
 WITH seen AS (
-    UPDATE devices SET last_seen_at = $2::timestamptz
-    WHERE device_id = $1 AND kind = 'gate'
-      AND (last_seen_at IS NULL OR last_seen_at < $2::timestamptz - INTERVAL '5 seconds')
+    UPDATE devices d SET status = 'online', last_seen_at = greatest(d.last_seen_at, $2::timestamptz),
+                         silent_after = greatest(d.last_seen_at, $2::timestamptz)
+                                        + make_interval(secs => d.stale_after_s)
+    FROM devices was
+    WHERE d.device_id = $1 AND d.kind = 'gate' AND was.device_id = d.device_id
+      AND (d.status <> 'online' OR d.last_seen_at IS NULL
+           OR d.last_seen_at < $2::timestamptz - make_interval(secs => least(5, d.stale_after_s / 10.0)))
+    RETURNING d.device_id, d.silent_after, was.status AS was
+), restored AS (
+    INSERT INTO device_presence_changes (ts, device_id, event, detail)
+    SELECT $2, device_id, 'comms_restored', 'message received' FROM seen WHERE was = 'offline'
+), armed AS (
+    INSERT INTO device_deadlines (device_id, check_at)
+    SELECT device_id, silent_after FROM seen WHERE was <> 'online'
+    ON CONFLICT (device_id) DO UPDATE SET check_at = least(device_deadlines.check_at, excluded.check_at)
 )
 SELECT kind, lot_id, lane FROM devices WHERE device_id = $1
 """

@@ -10,7 +10,9 @@ from asyncpg.pool import PoolConnectionProxy
 
 from device_gateway.decode import PresenceReport, Rejection, RejectReason, SensorReading, reject
 from device_gateway.results import BatchResult, LotRow
+from parking_core.liveness import is_life_sign
 from parking_core.occupancy import SpotStatus
+from parking_core.topics import DeviceKind, Leaf
 
 Conn = asyncpg.Connection | PoolConnectionProxy  # a plain connection or one from the pool
 
@@ -224,6 +226,30 @@ SELECT ts, device_id, presence, 'presence message' FROM upd
 """
 
 
+# A gate's own presence announcement proves it alive (parking_core.liveness.LIFE_SIGNS), as its
+# messages on the gate path do (gate_tracking.GATE_DEVICE, the same columns): a separate statement,
+# since PRESENCE above may update the same rows (two updates of one row in one statement lose one).
+GATES_ALIVE = """
+WITH b AS (
+    SELECT device_id, max(seen) AS seen FROM unnest($1::text[], $2::timestamptz[]) AS b(device_id, seen)
+    GROUP BY device_id
+), seen AS (
+    UPDATE devices d SET status = 'online', last_seen_at = greatest(d.last_seen_at, b.seen),
+                         silent_after = greatest(d.last_seen_at, b.seen)
+                                        + make_interval(secs => d.stale_after_s)
+    FROM b, devices was
+    WHERE d.device_id = b.device_id AND d.kind = 'gate' AND was.device_id = d.device_id
+    RETURNING d.device_id, d.silent_after, was.status AS was, b.seen
+), restored AS (
+    INSERT INTO device_presence_changes (ts, device_id, event, detail)
+    SELECT seen, device_id, 'comms_restored', 'presence message' FROM seen WHERE was = 'offline'
+)
+INSERT INTO device_deadlines (device_id, check_at)
+SELECT device_id, silent_after FROM seen WHERE was <> 'online'
+ON CONFLICT (device_id) DO UPDATE SET check_at = least(device_deadlines.check_at, excluded.check_at)
+"""
+
+
 async def apply_bay_sessions(conn: Conn, changes: Sequence[asyncpg.Record]) -> None:
     """Open and close bay sessions for the batch's status changes (set-based, same transaction)."""
     if changes:
@@ -339,6 +365,25 @@ def _device_rows(readings: Sequence[SensorReading]) -> list[Sequence[object]]:
     ]
 
 
+async def write_presence(
+    conn: Conn, presences: Sequence[PresenceReport], registry: Mapping[str, asyncpg.Record]
+) -> None:
+    """Record presence messages of known devices; those that prove a gate alive keep it online."""
+    await conn.execute(
+        PRESENCE,
+        [p.device_id for p in presences],
+        [p.online for p in presences],
+        [p.received_at for p in presences],
+    )
+    alive = [
+        p
+        for p in presences
+        if is_life_sign(DeviceKind(registry[p.device_id]["kind"]), Leaf.PRESENCE, online=p.online)
+    ]
+    if alive:
+        await conn.execute(GATES_ALIVE, [p.device_id for p in alive], [p.received_at for p in alive])
+
+
 async def write_batch(
     conn: Conn,
     readings: Sequence[SensorReading],
@@ -423,12 +468,7 @@ async def write_batch(
             result.status_changes = len(changes)
             result.lots = await apply_lot_deltas(conn, lot_deltas(changes), now)
         if known_presence:
-            await conn.execute(
-                PRESENCE,
-                [p.device_id for p in known_presence],
-                [p.online for p in known_presence],
-                [p.received_at for p in known_presence],
-            )
+            await write_presence(conn, known_presence, registry)
             result.presence = len(known_presence)
         if refused:
             await conn.copy_records_to_table(

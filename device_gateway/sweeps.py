@@ -1,4 +1,4 @@
-"""Periodic database work: silent sensors turn offline, occupancy samples, lot counter recounts."""
+"""Periodic database work: silent devices turn offline, occupancy samples, lot counter recounts."""
 
 from __future__ import annotations
 
@@ -6,48 +6,52 @@ from datetime import datetime, timedelta
 
 from device_gateway.results import SweepResult
 from device_gateway.store import LOCK_LOTS, Conn, apply_lot_deltas, lot_deltas
+from parking_core.liveness import WATCHED_KINDS
 
 SWEEP_LIMIT = 5000  # due deadlines per transaction; a sweep goes on until fewer are due …
 SWEEP_ROUNDS = 20  # … or this many rounds (100,000 devices) have passed: the next sweep goes on
 SAMPLER_LOCK_KEY = 727_274_101  # advisory lock: one gateway at a time writes periodic samples
+# The kinds whose silence is watched (bay sensors and gates), as an SQL list.
+WATCHED = ", ".join(f"'{kind.value}'" for kind in sorted(WATCHED_KINDS))
 
 # The due end of device_deadlines (never a scan of devices; sql/0030). A due row whose device is
 # still alive moves to its current silent_after; the others (silent, offline, no longer a sensor)
 # are left for the second step, which needs their lots locked. No lot lock is taken here, so this
 # cannot deadlock with a writer that holds lots and arms a deadline.
-DUE_DEADLINES = """
+DUE_DEADLINES = f"""
 WITH due AS (
     SELECT dl.device_id FROM device_deadlines dl
     WHERE dl.check_at <= $1 ORDER BY dl.check_at LIMIT $2 FOR UPDATE SKIP LOCKED
 ), moved AS (
     UPDATE device_deadlines dl SET check_at = d.silent_after
     FROM due JOIN devices d USING (device_id)
-    WHERE dl.device_id = due.device_id AND d.kind = 'bay_sensor' AND d.status <> 'offline'
+    WHERE dl.device_id = due.device_id AND d.kind IN ({WATCHED}) AND d.status <> 'offline'
       AND d.silent_after >= $1
     RETURNING dl.device_id
 )
 SELECT (SELECT count(*) FROM due) AS due,
        (SELECT count(*) FROM moved) AS moved,
        coalesce((SELECT array_agg(DISTINCT d.lot_id) FROM due JOIN devices d USING (device_id)
-                 WHERE due.device_id NOT IN (SELECT device_id FROM moved)), '{}') AS lots
+                 WHERE due.device_id NOT IN (SELECT device_id FROM moved)), '{{}}') AS lots
 """
 
 # Under the lots' locks: due rows of devices that are silent (turned offline by MARK_SILENT in
-# the same transaction), offline or no longer sensors are done with. A device comes back through
-# the writer, which arms a new row (store.ARM_DEADLINES).
-DROP_DEADLINES = """
+# the same transaction), offline or no longer watched are done with. A device comes back through
+# the writer or the gate path, which arm a new row (store.ARM_DEADLINES, gate_tracking.GATE_DEVICE).
+DROP_DEADLINES = f"""
 DELETE FROM device_deadlines dl USING devices d
 WHERE dl.device_id = d.device_id AND dl.check_at <= $1 AND d.lot_id = ANY($2::text[])
-  AND (d.kind <> 'bay_sensor' OR d.status = 'offline' OR d.silent_after IS NULL OR d.silent_after < $1)
+  AND (d.kind NOT IN ({WATCHED}) OR d.status = 'offline' OR d.silent_after IS NULL OR d.silent_after < $1)
 """
 
-# Mirrors parking_core.liveness.check_silence and occupancy.mark_comms_lost, set-based.
-MARK_SILENT = """
+# Mirrors parking_core.liveness.check_silence and occupancy.mark_comms_lost, set-based (a gate has
+# no spot: it only turns offline).
+MARK_SILENT = f"""
 WITH gone AS (
     UPDATE devices d SET status = 'offline', updated_at = $1
     FROM device_deadlines dl
     WHERE dl.device_id = d.device_id AND dl.check_at <= $1
-      AND d.kind = 'bay_sensor' AND d.status <> 'offline' AND d.silent_after < $1
+      AND d.kind IN ({WATCHED}) AND d.status <> 'offline' AND d.silent_after < $1
       AND d.lot_id = ANY($2::text[])
     RETURNING d.device_id, d.spot_id, d.last_seen_at
 ), ev AS (
@@ -64,7 +68,7 @@ WITH gone AS (
     RETURNING lot_id, status, previous_status
 )
 SELECT (SELECT count(*) FROM gone) AS gone,
-       coalesce((SELECT array_agg(ARRAY[lot_id, status, previous_status]) FROM ch), '{}') AS changes
+       coalesce((SELECT array_agg(ARRAY[lot_id, status, previous_status]) FROM ch), '{{}}') AS changes
 """
 
 # Lots whose sensors spoke within the interval get a sample, unless one was written recently.

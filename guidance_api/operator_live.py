@@ -14,6 +14,8 @@ from guidance_api.context import DB_POOL, LOT_WATCH, principal, utc_now
 from guidance_api.openapi import RouteDoc, Routes
 from guidance_api.queries import lot_view
 from guidance_api.scope import SCOPE_FILTER, scope_args
+from parking_core.liveness import WATCHED_KINDS, DeviceStatus
+from parking_core.topics import DeviceKind
 
 routes = Routes()
 
@@ -31,6 +33,8 @@ SELECT l.lot_id, l.name, l.kind, l.district_id, l.lat, l.lon, l.capacity, l.stat
        l.counts_updated_at
 FROM lots l WHERE {SCOPE_FILTER} ORDER BY l.district_id, l.lot_id
 """
+# The kinds whose liveness is watched (bay sensors, gates): only they can be silent; a sign only listens.
+WATCHED = ", ".join(f"'{kind.value}'" for kind in sorted(WATCHED_KINDS))
 # One row per device and issue, within scope. $4 now, $5 low battery, $6 stuck since, $7 flap since,
 # $8 flap changes, $9 ack window start.
 HEALTH = f"""
@@ -49,7 +53,7 @@ WITH scoped AS (
 )
 SELECT device_id, kind, lot_id, spot_id, 'silent' AS issue, coalesce(last_seen_at::text, 'never') AS detail,
        last_seen_at AS since
-FROM scoped WHERE status <> 'online'
+FROM scoped WHERE status <> 'online' AND kind IN ({WATCHED})
 UNION ALL
 SELECT device_id, kind, lot_id, spot_id, 'low_battery', battery_mv || ' mV', last_seen_at
 FROM scoped WHERE battery_mv < $5
@@ -66,6 +70,11 @@ FROM scoped s JOIN unacked u USING (device_id)
 ORDER BY issue, lot_id, device_id
 """
 ISSUES = ("silent", "low_battery", "stuck", "flapping", "gate_ack_missing")
+# Devices in scope by kind and status: how many gates (and sensors) are online, offline, never heard.
+BY_KIND = f"""
+SELECT d.kind, d.status, count(*) AS devices FROM devices d JOIN lots l USING (lot_id)
+WHERE {SCOPE_FILTER} GROUP BY d.kind, d.status
+"""
 
 
 def event(name: str, data: Any) -> bytes:
@@ -119,10 +128,12 @@ async def get_live(request: web.Request) -> web.StreamResponse:
     RouteDoc("GET", "/v1/operator/device-health", "Devices that need a look, and why", "operator", "operator")
 )
 async def get_device_health(request: web.Request) -> web.Response:
-    """Issues of the devices in scope: `silent` (offline or never heard), `low_battery` (< 3300 mV),
+    """Issues of the devices in scope: `silent` (a sensor or gate offline or never heard; gates are
+    alive by their own reads, passages, acks and presence announcements), `low_battery` (< 3300 mV),
     `stuck` (an online bay sensor whose spot has not changed for 72 h), `flapping` (more than 12
     changes in the last hour), `gate_ack_missing` (gate commands re-sent to their limit without an
-    acknowledgement in the last 24 h). One device may have several.
+    acknowledgement in the last 24 h). One device may have several. `devices` counts the devices in
+    scope per kind and status (`online`, `offline`, `unknown`).
     """
     who = await operator(request)
     now = utc_now()
@@ -138,4 +149,8 @@ async def get_device_health(request: web.Request) -> web.Response:
     )
     items = [{**dict(r), "since": r["since"].isoformat() if r["since"] else None} for r in rows]
     counts = {issue: sum(1 for i in items if i["issue"] == issue) for issue in ISSUES}
-    return web.json_response({"generated_at": now.isoformat(), "counts": counts, "items": items})
+    devices = {kind.value: {status.value: 0 for status in DeviceStatus} for kind in DeviceKind}
+    for row in await request.app[DB_POOL].fetch(BY_KIND, *scope_args(who)):
+        devices[row["kind"]][row["status"]] = row["devices"]
+    body = {"generated_at": now.isoformat(), "counts": counts, "devices": devices, "items": items}
+    return web.json_response(body)

@@ -1,4 +1,4 @@
-"""Device liveness from the devices' own messages: when a silent sensor counts as offline."""
+"""Device liveness from the devices' own messages: what proves one alive, when a silent one is offline."""
 
 from __future__ import annotations
 
@@ -8,12 +8,30 @@ from enum import StrEnum
 
 from parking_core.errors import NaiveTimeError, WrongDeviceError
 from parking_core.ids import DeviceId
+from parking_core.topics import DeviceKind, Leaf
 
 # CONTRACT.md: a sensor is stale after twice its heartbeat interval plus a minute of slack.
 STALE_SLACK = timedelta(seconds=60)
 # A bay sensor's heartbeat unless its model says otherwise: NB-IoT sensors report every 5-15 minutes
 # to last their ten-year battery (the schema's default of `devices.heartbeat_interval_s` too).
 DEFAULT_HEARTBEAT_INTERVAL = timedelta(minutes=10)
+
+
+# What proves a device alive (CONTRACT.md: liveness comes from the device's own messages), by kind.
+# A bay sensor: its readings. A gate has no heartbeat topic: its plate reads, passages and acks, and
+# its own presence announcements (`{"online": true}`, which a gate may repeat as its heartbeat); the
+# will (`{"online": false}`) is published by the broker for it, so it is never a sign of life. A sign
+# only listens: nothing proves it alive, so it is not watched (its status stays unknown).
+LIFE_SIGNS: dict[DeviceKind, frozenset[Leaf]] = {
+    DeviceKind.BAY_SENSOR: frozenset({Leaf.STATE, Leaf.HEARTBEAT}),
+    DeviceKind.GATE: frozenset({Leaf.PLATE, Leaf.PASSAGE, Leaf.ACK, Leaf.PRESENCE}),
+}
+WATCHED_KINDS = frozenset(LIFE_SIGNS)
+
+
+def is_life_sign(kind: DeviceKind, leaf: Leaf, *, online: bool = True) -> bool:
+    """Tell whether a *leaf* message of a *kind* device proves it alive (a presence only if *online*)."""
+    return leaf in LIFE_SIGNS.get(kind, frozenset()) and (leaf is not Leaf.PRESENCE or online)
 
 
 class DeviceStatus(StrEnum):
@@ -85,6 +103,15 @@ def observe(
     if device.status is DeviceStatus.OFFLINE:
         events.append(DevicePresenceChanged(device.device_id, received_at, PresenceEvent.COMMS_RESTORED))
     return replace(device, status=DeviceStatus.ONLINE, last_seen_at=seen), events
+
+
+def status_at(device: Liveness, now: datetime) -> DeviceStatus:
+    """Return what the rule says *device* is at *now*: unknown until its first sign of life, online
+    until its window after the last one has passed, offline after (the sweep's state, at any moment).
+    """
+    if device.last_seen_at is None:
+        return DeviceStatus.UNKNOWN
+    return DeviceStatus.OFFLINE if is_silent(device, now) else DeviceStatus.ONLINE
 
 
 def check_silence(

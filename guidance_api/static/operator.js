@@ -20,6 +20,8 @@ const ISSUE = {
   flapping: "抖动 Flapping",
   gate_ack_missing: "道闸未确认 Gate ack missing",
 };
+const KIND = { bay_sensor: "地磁 Bay sensor", gate: "道闸 Gate", sign: "诱导屏 Sign" };
+const DEVICE_STATUS = { online: "在线 online", offline: "离线 offline", unknown: "未上线 never heard" };
 const state = { token: null, lots: new Map(), stream: null, attempts: 0, events: 0 };
 
 function h(tag, attrs, ...children) {
@@ -130,7 +132,26 @@ async function follow() {
   }
 }
 
+// Devices by kind: how many sensors and gates are online (gates too: their own messages keep them so).
+function renderDevices(devices) {
+  document.getElementById("health-devices").replaceChildren(
+    ...Object.entries(devices)
+      .filter(([, counts]) => Object.values(counts).some((n) => n > 0))
+      .map(([kind, counts]) =>
+        h(
+          "span",
+          { class: "chip", "data-kind": kind, "data-online": counts.online },
+          `${KIND[kind] || kind} `,
+          ...Object.entries(DEVICE_STATUS).map(([status, label]) =>
+            h("span", { "data-status": status }, `${label} `, h("b", {}, String(counts[status] || 0)), " "),
+          ),
+        ),
+      ),
+  );
+}
+
 function renderHealth(health) {
+  renderDevices(health.devices || {});
   document.getElementById("health-counts").replaceChildren(
     ...Object.entries(health.counts).map(([issue, count]) =>
       h("span", { class: "chip", "data-issue": issue }, `${ISSUE[issue] || issue} `, h("b", {}, String(count))),
@@ -140,8 +161,9 @@ function renderHealth(health) {
     ...health.items.map((item) =>
       h(
         "tr",
-        { "data-device-id": item.device_id, "data-issue": item.issue },
+        { "data-device-id": item.device_id, "data-issue": item.issue, "data-kind": item.kind },
         h("td", {}, item.device_id),
+        h("td", {}, KIND[item.kind] || item.kind),
         h("td", {}, ISSUE[item.issue] || item.issue),
         h("td", {}, item.lot_id),
         h("td", { class: "muted" }, item.detail),

@@ -10,6 +10,7 @@ import aiohttp
 import asyncpg
 import pytest
 
+from device_gateway.gate_tracking import find_gate
 from tests.e2e.browser import ADMIN, Cdp, shoot, until
 from tests.e2e.test_dashboard_page import set_spots
 
@@ -62,6 +63,10 @@ async def provision(http: aiohttp.ClientSession, base_url: str, db: asyncpg.Conn
         now - timedelta(hours=2),
     )
     await db.execute("UPDATE devices SET battery_mv = 3100 WHERE device_id IN ('SOP2', 'SOP3')")
+    for gate, lane in (("GOP1", "entry"), ("GOP2", "exit")):
+        body = {"kind": "gate", "lot_id": "OP1", "lane": lane}
+        await put(http, f"{base_url}/v1/admin/devices/{gate}", body)
+    await find_gate(db, "GOP1", now)  # a plate read at its entry just now; the exit gate never spoke
     await db.execute(
         "INSERT INTO rejected_messages (topic, device_id, reason, detail)"
         " VALUES ('parking/v1/sensors/SOP2/state', 'SOP2', 'schema', 'occupied: not a boolean')"
@@ -123,8 +128,9 @@ async def test_an_operator_signs_in_sees_its_lots_and_a_live_update_arrives(
     page: Cdp, base_url: str, http: aiohttp.ClientSession, db: asyncpg.Connection
 ) -> None:
     """Signed in with a district token: its two lots (not the other district's), the silent and the
-    low-battery sensor of its lots, the rejected message; then a change written to the database
-    arrives on the open page through the event stream, with no request from the page.
+    low-battery sensor of its lots, its gates (one heard from: online; one never: silent), the
+    rejected message; then a change written to the database arrives on the open page through the
+    event stream, with no request from the page.
     """
     token = await provision(http, base_url, db)
     await page.send(
@@ -144,7 +150,12 @@ async def test_an_operator_signs_in_sees_its_lots_and_a_live_update_arrives(
     )
     assert lots == ["OP1", "OP2"]
     health = await page.evaluate(HEALTH)
-    assert sorted(health) == [["SOP1", "silent"], ["SOP2", "low_battery"]]
+    assert sorted(health) == [["GOP2", "silent"], ["SOP1", "silent"], ["SOP2", "low_battery"]]
+    gates = await page.evaluate(
+        "[...document.querySelectorAll('#health-devices [data-kind=gate] [data-status] b')]"
+        ".map(b => b.textContent)"
+    )
+    assert gates == ["1", "0", "1"]  # gates online, offline, never heard
     arrears = await page.evaluate("document.querySelector('#arrears tbody').textContent")
     assert "豫A54321" in arrears
     sessions = await page.evaluate("document.querySelectorAll('#session-list tr[data-session-id]').length")

@@ -10,6 +10,8 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
+from device_gateway.gate_tracking import find_gate
+from device_gateway.sweeps import sweep_silent
 from tests.integration.api.conftest import ADMIN
 
 pytestmark = pytest.mark.db
@@ -88,3 +90,39 @@ async def test_each_issue_is_found_and_scoped(api: Client, db: asyncpg.Connectio
     admin = await (await api.get("/v1/operator/device-health", headers=ADMIN)).json()
     assert ("far", "silent") in {(i["device_id"], i["issue"]) for i in admin["items"]}
     assert (await api.get("/v1/operator/device-health")).status == 401
+
+
+async def test_gates_are_online_by_their_own_messages(api: Client, db: asyncpg.Connection) -> None:
+    """A gate the gate path heard from is online, not silent; one never heard from is silent; one
+    whose window passed is swept offline and silent; a sign (it only listens) is never silent.
+    `devices` counts the devices in scope per kind and status.
+    """
+    await put(api, "/v1/admin/districts/gh", {"name": "道闸区"})
+    lot = {"name": "GH", "kind": "off_street", "district_id": "gh", "lat": 34.7, "lon": 113.6}
+    await put(api, "/v1/admin/lots/GH", lot | {"counted_by": "gates", "capacity": 20})
+    for device, lane in (("gh-in", "entry"), ("gh-out", "exit"), ("gh-new", "both")):
+        await put(api, f"/v1/admin/devices/{device}", {"kind": "gate", "lot_id": "GH", "lane": lane})
+    await put(api, "/v1/admin/devices/gh-sign", {"kind": "sign", "lot_id": "GH"})
+    now = datetime.now(UTC)
+    stale_s = await db.fetchval("SELECT stale_after_s FROM devices WHERE device_id = 'gh-out'")
+    window = timedelta(seconds=stale_s)
+    await find_gate(db, "gh-in", now)  # a plate read just now
+    await find_gate(db, "gh-out", now - window - timedelta(minutes=1))  # its last message, long ago
+    await sweep_silent(db, now)
+    scope = {"role": "operator", "district_ids": ["gh"]}
+    resp = await api.post("/v1/admin/tokens", json=scope, headers=ADMIN)
+    token = {"Authorization": f"Bearer {(await resp.json())['token']}"}
+    body = await (await api.get("/v1/operator/device-health", headers=token)).json()
+    silent = {i["device_id"]: (i["kind"], i["detail"]) for i in body["items"] if i["issue"] == "silent"}
+    assert set(silent) == {"gh-out", "gh-new"}
+    assert silent["gh-new"] == ("gate", "never")
+    assert body["devices"]["gate"] == {"online": 1, "offline": 1, "unknown": 1}
+    assert body["devices"]["sign"] == {"online": 0, "offline": 0, "unknown": 1}
+    assert body["devices"]["bay_sensor"] == {"online": 0, "offline": 0, "unknown": 0}
+    listed = await (await api.get("/v1/operator/devices?lot_id=GH", headers=token)).json()
+    assert {d["device_id"]: d["online"] for d in listed["items"]} == {
+        "gh-in": True,
+        "gh-out": False,
+        "gh-new": False,
+        "gh-sign": False,
+    }
