@@ -50,9 +50,9 @@ async def keep_session(_conn: asyncpg.Connection) -> None:
     """Release a connection to the pool without asyncpg's reset round trip.
 
     The default reset (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL) costs a round trip per
-    request. The API sets no session state: no SET outside a transaction, no LISTEN, no session
-    advisory locks, no cursors outside transactions; an open transaction is still rolled back by
-    asyncpg before this hook runs.
+    request. The API sets no session state: no SET outside a transaction, no LISTEN (the live feed
+    listens on a connection of its own), no session advisory locks, no cursors outside transactions;
+    an open transaction is still rolled back by asyncpg before this hook runs.
     """
 
 
@@ -112,6 +112,9 @@ def create_app(
     app.router.add_get("/v1/openapi.json", openapi)
 
     async def database(app: web.Application) -> AsyncIterator[None]:
+        if settings.database_url is not None:  # the live feed's one listening connection
+            dsn = settings.database_url
+            app[LOT_WATCH].connect = lambda: asyncpg.connect(dsn)
         if pool is not None:
             app[DB_POOL] = app[TARIFFS].pool = app[LOT_WATCH].pool = pool
             yield

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from datetime import timedelta
 from typing import Any
@@ -20,6 +21,8 @@ from parking_core.topics import DeviceKind
 routes = Routes()
 
 KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from closing a quiet stream
+LISTEN_WAIT_S = 5.0  # how long a new stream waits for the watch to listen before its snapshot
+WRITE_TIMEOUT_S = 30.0  # a page whose connection takes no data for this long is dropped
 RETRY_MS = 3000  # how long a browser waits before reconnecting
 LOW_BATTERY_MV = 3300  # lithium thionyl chloride cells (3.6 V) are near their end below ~3.3 V
 STUCK_AFTER = timedelta(hours=72)  # an online bay sensor whose spot never changed for three days
@@ -30,7 +33,7 @@ ACK_WINDOW = timedelta(hours=24)  # gate commands re-sent to their limit without
 SNAPSHOT = f"""
 SELECT l.lot_id, l.name, l.kind, l.district_id, l.lat, l.lon, l.capacity, l.status AS lot_status,
        l.tariff_id, l.free_count, l.occupied_count, l.reserved_count, l.unknown_count, l.closed_count,
-       l.counts_updated_at
+       l.counts_updated_at, l.shared_spaces
 FROM lots l WHERE {SCOPE_FILTER} ORDER BY l.district_id, l.lot_id
 """
 # The kinds whose liveness is watched (bay sensors, gates): only they can be silent; a sign only listens.
@@ -94,33 +97,29 @@ async def operator(request: web.Request) -> Principal:
 )
 async def get_live(request: web.Request) -> web.StreamResponse:
     """`text/event-stream`: first a `snapshot` event (every lot in scope, as `GET /v1/lots`), then a
-    `lots` event with the lots whose counts changed, about a second after the gateway wrote them;
-    a comment every 15 s keeps the connection open. Send the bearer token in the `Authorization`
-    header (the operator page reads the stream with `fetch`).
+    `lots` event with the lots whose counts changed, pushed when the database notifies the change
+    (no polling); a comment every 15 s keeps the connection open. Send the bearer token in the
+    `Authorization` header (the operator page reads the stream with `fetch`).
     """
     who = await operator(request)
-    rows = await request.app[DB_POOL].fetch(SNAPSHOT, *scope_args(who))
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-    await response.prepare(request)
-    await response.write(f"retry: {RETRY_MS}\n\n".encode() + event("snapshot", [lot_view(r) for r in rows]))
     watch = request.app[LOT_WATCH]
-    queue = watch.subscribe()
+    box = watch.subscribe(lambda lot: who.may_see_lot(lot["lot_id"], lot["district_id"]))
     try:
-        while True:
-            try:
-                changed = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
-            except TimeoutError:
-                await response.write(b": keep-alive\n\n")
-                continue
-            if changed is None:  # the server is shutting down
-                break
-            mine = [lot for lot in changed if who.may_see_lot(lot["lot_id"], lot["district_id"])]
-            if mine:
-                await response.write(event("lots", mine))
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
+        await watch.listening(LISTEN_WAIT_S)  # the snapshot is read after the watch hears changes
+        rows = await request.app[DB_POOL].fetch(SNAPSHOT, *scope_args(who))
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        snapshot = event("snapshot", [lot_view(r) for r in rows])
+        await response.write(f"retry: {RETRY_MS}\n\n".encode() + snapshot)
+        with contextlib.suppress(ConnectionResetError, asyncio.CancelledError, TimeoutError):
+            while (lots := await box.take(KEEPALIVE_S)) is not None:
+                chunk = event("lots", lots) if lots else b": keep-alive\n\n"
+                # a page that stops reading is dropped, its connection is not kept waiting for ever
+                await asyncio.wait_for(response.write(chunk), WRITE_TIMEOUT_S)
     finally:
-        watch.unsubscribe(queue)
+        watch.unsubscribe(box)
     return response
 
 
