@@ -28,8 +28,14 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+PRINCIPAL = web.RequestKey("principal", Principal)  # the caller, once authenticated for this request
+
+
 async def principal(request: web.Request) -> Principal:
-    """Return the authenticated caller of *request*."""
-    settings = request.app[SETTINGS]
-    admin = settings.admin_token.get_secret_value() if settings.admin_token else None
-    return await authenticate(request, request.app[DB_POOL], admin, utc_now())
+    """Return the authenticated caller of *request* (looked up once per request)."""
+    known = request.get(PRINCIPAL)
+    if known is None:
+        settings = request.app[SETTINGS]
+        admin = settings.admin_token.get_secret_value() if settings.admin_token else None
+        known = request[PRINCIPAL] = await authenticate(request, request.app[DB_POOL], admin, utc_now())
+    return known

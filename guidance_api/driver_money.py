@@ -28,6 +28,7 @@ from guidance_api.openapi import Param, RouteDoc, Routes
 from guidance_api.params import bad_param, int_param
 from guidance_api.problems import ProblemError
 from guidance_api.requests import parse_body
+from guidance_api.scope import check_invoice_scope
 
 routes = Routes()
 STATUSES = ("unpaid", "paid", "all")
@@ -38,9 +39,6 @@ SELECT i.invoice_id, i.session_id, i.lot_id, i.entry_at, i.exit_at, i.amount_fen
 FROM invoices i JOIN invoice_balances b USING (invoice_id)
 WHERE i.plate = $1 AND ($2 = 'all' OR ($2 = 'unpaid') = (b.due_fen > 0))
 ORDER BY i.exit_at DESC, i.invoice_id LIMIT $3
-"""
-INVOICE_HOLDER = """
-SELECT i.plate, i.lot_id, l.district_id FROM invoices i JOIN lots l USING (lot_id) WHERE i.invoice_id = $1
 """
 
 
@@ -219,20 +217,12 @@ async def post_payment(request: web.Request) -> web.Response:
     """
     who = await principal(request)
     invoice_id = path_invoice_id(request)
+    await check_invoice_scope(request, who, invoice_id)
     body = await parse_body(request, PaymentBody)
     secret = request.app[SETTINGS].payment_secret
     if secret is None:
         raise ProblemError(pt.UNAVAILABLE, "payments are not configured (PARKING_PAYMENT_SECRET)")
-    pool = request.app[DB_POOL]
-    holder = await pool.fetchrow(INVOICE_HOLDER, invoice_id)
-    if holder is None:
-        raise ProblemError(pt.UNKNOWN_INVOICE, f"no invoice {invoice_id!r}", invoice_id=invoice_id)
-    if not (
-        (who.role == "driver" and holder["plate"] in who.plates)
-        or who.may_see_lot(holder["lot_id"], holder["district_id"])
-    ):
-        raise ProblemError(pt.FORBIDDEN, "this invoice's plate is not bound to this token")
-    async with pool.acquire() as conn:
+    async with request.app[DB_POOL].acquire() as conn:
         order = await start_payment(conn, invoice_id, body.provider, who.account_id, utc_now())
     assert order is not None  # the invoice exists (read above) and invoices are never deleted
     base = request.app[SETTINGS].public_url or str(request.url.origin())

@@ -19,7 +19,7 @@ from guidance_api.openapi import Param, RouteDoc, Routes
 from guidance_api.params import bad_param, int_param
 from guidance_api.problems import ProblemError
 from guidance_api.requests import ID_SCHEMA, parse_body, path_id, query_id
-from guidance_api.scope import SCOPE_FILTER, check_lot_scope, scope_args
+from guidance_api.scope import SCOPE_FILTER, check_lot_scope, check_spot_scope, scope_args
 from parking_core.adapters.hold_endings import report_plate_in_spot
 from parking_core.plates import PLATE_COLORS, normalise_plate
 from parking_core.sessions import SessionState
@@ -109,10 +109,11 @@ async def post_release(request: web.Request) -> web.Response:
     """
     who = await operator(request)
     device_id = path_id(request, "device_id")
-    body = await parse_body(request, ReleaseBody)
     async with request.app[DB_POOL].acquire() as conn:
         lot_id, lane = await q.gate_lot(conn, device_id)
-        await check_lot_scope(request, who, lot_id)
+    await check_lot_scope(request, who, lot_id)
+    body = await parse_body(request, ReleaseBody)
+    async with request.app[DB_POOL].acquire() as conn:
         release = q.Release(device_id, body.reason, body.plate, who.token_id or "admin", utc_now())
         out = await q.release_gate(conn, lot_id, lane, release)
     return web.json_response(out, status=202)
@@ -230,13 +231,18 @@ async def post_payment(request: web.Request) -> web.Response:
     """
     who = await operator(request)
     session_id = _session_id(request)
-    body = await parse_body(request, PaymentBody)
-    async with request.app[DB_POOL].acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(q.SESSION_LOT + " FOR UPDATE OF s", session_id)
+    pool = request.app[DB_POOL]
+    if not who.is_admin:  # scope before the body (a session never changes lots)
+        row = await pool.fetchrow(q.SESSION_LOT, session_id)
         if row is None:
             raise ProblemError(pt.UNKNOWN_SESSION, f"no session {session_id}")
         if not who.may_see_lot(row["lot_id"], row["district_id"]):
             raise ProblemError(pt.FORBIDDEN, f"lot {row['lot_id']!r} is outside this token's scope")
+    body = await parse_body(request, PaymentBody)
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(q.SESSION_LOT + " FOR UPDATE OF s", session_id)
+        if row is None:
+            raise ProblemError(pt.UNKNOWN_SESSION, f"no session {session_id}")
         if row["state"] not in {"pending", "open"}:
             raise ProblemError(pt.NOT_INSIDE, f"session {session_id} is {row['state']}")
         now = utc_now()
@@ -263,14 +269,13 @@ WHERE r.spot_id = $1 AND r.status = 'held' AND s.occupied
 async def attach_plate(
     request: web.Request, spot_id: str, plate: str, color: str | None, by: dict[str, str]
 ) -> web.Response:
-    """Attach *plate* to the open session of *spot_id*; who did it goes into the evidence."""
+    """Attach *plate* to the open session of *spot_id*; who did it goes into the evidence (the caller
+    checked that it may: an operator of the spot's lot, or a driver holding the plate).
+    """
     async with request.app[DB_POOL].acquire() as conn, conn.transaction():
         row = await conn.fetchrow(q.SPOT_SESSION, spot_id)
         if row is None:
             raise ProblemError(pt.UNKNOWN_SPOT, f"no spot {spot_id!r}")
-        who = await principal(request)
-        if who.role == "operator" and not who.may_see_lot(row["lot_id"], row["district_id"]):
-            raise ProblemError(pt.FORBIDDEN, f"lot {row['lot_id']!r} is outside this token's scope")
         if row["session_id"] is None:
             held = await conn.fetchval(HELD_AND_OCCUPIED, spot_id)
             if held is not None:  # a held bay: the holder arrived, or another plate took it
@@ -305,6 +310,7 @@ async def post_spot_plate(request: web.Request) -> web.Response:
     """
     who = await operator(request)
     spot_id = path_id(request, "spot_id")
+    await check_spot_scope(request, who, spot_id)
     body = await parse_body(request, PlateBody)
     return await attach_plate(request, spot_id, body.plate, body.plate_color, {"by": who.token_id or "admin"})
 

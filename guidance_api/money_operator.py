@@ -15,7 +15,6 @@ from billing.adapters.drivers_store import put_account
 from billing.adapters.ledger_store import WriteOff, adjustment
 from billing.adapters.reconcile_store import daily_totals
 from billing.reconcile import DayTotals, sum_totals
-from guidance_api import problem_types as pt
 from guidance_api.auth import require_operator
 from guidance_api.context import DB_POOL, principal, utc_now
 from guidance_api.money_schemas import (
@@ -28,9 +27,8 @@ from guidance_api.money_schemas import (
 )
 from guidance_api.openapi import Param, RouteDoc, Routes
 from guidance_api.params import bad_param, int_param
-from guidance_api.problems import ProblemError
 from guidance_api.requests import ID_SCHEMA, Body, admin_only, parse_body, path_id, query_id, unknown_lot
-from guidance_api.scope import SCOPE_FILTER, check_lot_scope, scope_args
+from guidance_api.scope import SCOPE_FILTER, check_invoice_scope, check_lot_scope, scope_args
 from parking_core.lots import DEFAULT_TIME_ZONE
 
 routes = Routes()
@@ -166,13 +164,9 @@ async def _correct(
     who = await principal(request)
     require_operator(who)
     invoice_id = path_invoice_id(request)
+    await check_invoice_scope(request, who, invoice_id)
     body = await parse_body(request, model)
-    pool = request.app[DB_POOL]
-    lot_id = await pool.fetchval("SELECT lot_id FROM invoices WHERE invoice_id = $1", invoice_id)
-    if lot_id is None:
-        raise ProblemError(pt.UNKNOWN_INVOICE, f"no invoice {invoice_id!r}", invoice_id=invoice_id)
-    await check_lot_scope(request, who, lot_id)
-    async with pool.acquire() as conn:
+    async with request.app[DB_POOL].acquire() as conn:
         balance = await write_off_and_lift(conn, decide(body, invoice_id, who.token_id or "admin"), utc_now())
     assert balance is not None  # the invoice exists (read above) and invoices are never deleted
     return web.json_response(

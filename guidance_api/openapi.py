@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
+
+from guidance_api.audience import AUDIENCE_ROLES, admit
 
 RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -66,6 +69,38 @@ class RouteDoc:
     body: type[BaseModel] | None = None
     response: dict[str, Any] | None = None
     status: int = 200
+    stream: bool = False  # server-sent events: the answer is `text/event-stream` and never ends
+
+
+EVENT_STREAM = "text/event-stream"
+
+
+def success_content(doc: RouteDoc) -> dict[str, Any]:
+    """Return the content of *doc*'s success answer: JSON, or an endless event stream."""
+    if doc.stream:
+        events = "server-sent events (`event:` and `data:` lines, `data` JSON), until the client leaves"
+        return {EVENT_STREAM: {"schema": {"type": "string", "description": events}}}
+    return {"application/json": {"schema": doc.response or {"type": "object"}}}
+
+
+def streams(operation: dict[str, Any]) -> bool:
+    """Tell whether an operation of the document answers with an endless event stream."""
+    return any(EVENT_STREAM in answer.get("content", {}) for answer in operation["responses"].values())
+
+
+def admitted(audience: str, handler: RouteHandler) -> RouteHandler:
+    """Return *handler* behind the role check of *audience*: a caller who may not use the route gets
+    401 or 403 before its body, path or query is read (the handler checks scope before the body).
+    """
+    if audience not in AUDIENCE_ROLES:
+        raise ValueError(f"unknown audience {audience!r}")
+
+    @functools.wraps(handler)
+    async def admitted_handler(request: web.Request) -> web.StreamResponse:
+        await admit(request, audience)
+        return await handler(request)
+
+    return admitted_handler
 
 
 @dataclass
@@ -84,9 +119,9 @@ class Routes:
         return register
 
     def install(self, app: web.Application) -> None:
-        """Add every route to *app*."""
+        """Add every route to *app*, each behind the role check of its documented audience."""
         for doc, handler in self.docs:
-            app.router.add_route(doc.method, doc.path, handler)
+            app.router.add_route(doc.method, doc.path, admitted(doc.auth, handler))
 
     def document(self, title: str, version: str) -> dict[str, Any]:
         """Return the OpenAPI document."""
@@ -110,10 +145,7 @@ class Routes:
                     for p in doc.params
                 ],
                 "responses": {
-                    str(doc.status): {
-                        "description": "OK",
-                        "content": {"application/json": {"schema": doc.response or {"type": "object"}}},
-                    },
+                    str(doc.status): {"description": "OK", "content": success_content(doc)},
                     "4XX": {"description": "Problem (types in docs/api.md)", "content": PROBLEM_CONTENT},
                 },
             }

@@ -93,7 +93,14 @@ async def operator(request: web.Request) -> Principal:
 
 
 @routes.add(
-    RouteDoc("GET", "/v1/operator/live", "Live lot counts (server-sent events)", "operator", "operator")
+    RouteDoc(
+        "GET",
+        "/v1/operator/live",
+        "Live lot counts (server-sent events)",
+        "operator",
+        "operator",
+        stream=True,
+    )
 )
 async def get_live(request: web.Request) -> web.StreamResponse:
     """`text/event-stream`: first a `snapshot` event (every lot in scope, as `GET /v1/lots`), then a

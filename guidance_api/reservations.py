@@ -104,7 +104,9 @@ async def post_reservation(request: web.Request) -> web.Response:
     its windows; 422 naming `arrival_from`/`arrival_to` for windows the lot's policy refuses.
     """
     who = await principal(request)
-    body = await parse_body(request, ReservationBody)
+    if who.role != "driver":
+        raise ProblemError(pt.FORBIDDEN, "reservations are made with a driver token")
+    body = await parse_body(request, ReservationBody)  # the plate it names is checked next
     _require_driver_plate(who, body.plate)
     window = ArrivalWindow(body.arrival_from, body.arrival_to)
     hold = HoldRequest(
