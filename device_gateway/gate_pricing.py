@@ -111,10 +111,18 @@ SETTLE = "UPDATE sessions SET state = 'paid' WHERE session_id = $1"
 PRICE_BATCH = 200  # stays priced per sweep and gateway: bounded work per tick
 
 
+# Invoices refer to their lot (a key-share lock on its row): taken for all the batch's lots at once,
+# in the gateway's lot order, before the first invoice; invoicing lot by lot in the stays' order
+# could hold one lot while a sensor batch or the start-up recount, holding the next, waited for it.
+SHARE_LOTS = "SELECT lot_id FROM lots WHERE lot_id = ANY($1::text[]) ORDER BY lot_id FOR KEY SHARE"
+
+
 async def price_closed_sessions(conn: Conn, pricer: StayPricer) -> int:
     """Price stays closed by a sensor or a manual release; a stay with nothing due is settled."""
     async with conn.transaction():
         rows = await conn.fetch(CLOSED_UNPRICED, PRICE_BATCH)
+        if rows:
+            await conn.fetch(SHARE_LOTS, sorted({r["lot_id"] for r in rows}))
         for r in rows:
             stay = Stay(
                 r["lot_id"],

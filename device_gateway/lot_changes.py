@@ -9,17 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from device_gateway.lot_counts import Conn, lot_rows
 from device_gateway.results import LotRow
-from device_gateway.store import Conn
 from parking_core.adapters.lot_changes import CHANNEL, changes_after
 
 POLL_S = 1.0  # without a notification (or with one lost), look again this often
 REPLAY = timedelta(hours=24)  # on start, republish lots changed while the gateway may have been away
-LOT_ROWS = """
-SELECT lot_id, capacity, free_count, occupied_count, reserved_count, unknown_count, closed_count, status,
-       shared_spaces
-FROM lots WHERE lot_id = ANY($1::text[])
-"""
 
 
 async def start_cursor(conn: Conn, now: datetime) -> int:
@@ -34,24 +29,7 @@ async def start_cursor(conn: Conn, now: datetime) -> int:
 async def changed_lots(conn: Conn, cursor: int, now: datetime) -> tuple[int, list[LotRow]]:
     """Return the new cursor and the current rows of lots changed after *cursor*."""
     cursor, lots = await changes_after(conn, cursor)
-    if not lots:
-        return cursor, []
-    rows = await conn.fetch(LOT_ROWS, lots)
-    return cursor, [
-        LotRow(
-            r["lot_id"],
-            r["capacity"],
-            r["free_count"],
-            r["occupied_count"],
-            r["reserved_count"],
-            r["unknown_count"],
-            r["closed_count"],
-            r["status"] == "closed",
-            now,
-            r["shared_spaces"],
-        )
-        for r in rows
-    ]
+    return cursor, await lot_rows(conn, lots, now) if lots else []
 
 
 async def follow_lot_changes(

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
 from device_gateway.decode import PresenceReport, Rejection, RejectReason, SensorReading, reject
-from device_gateway.results import BatchResult, LotRow
+from device_gateway.lot_counts import LOCK_LOTS, Conn, apply_lot_deltas, lot_deltas
+from device_gateway.results import BatchResult
 from parking_core.liveness import is_life_sign
-from parking_core.occupancy import SpotStatus
 from parking_core.topics import DeviceKind, Leaf
 
-Conn = asyncpg.Connection | PoolConnectionProxy  # a plain connection or one from the pool
+__all__ = ["STAGE_COLUMNS", "Conn", "prepare_connection", "write_batch"]
 
 # Temp tables live per connection; ON COMMIT DELETE ROWS empties them after each batch.
 CREATE_TEMP_TABLES = """
@@ -38,15 +37,11 @@ STAGE_COLUMNS = (
 REJECT_COLUMNS = ("received_at", "topic", "device_id", "reason", "detail", "payload")
 
 LOOKUP_DEVICES = """
-SELECT d.device_id, d.kind, d.spot_id, s.lot_id, d.status, d.last_seen_at, d.stale_after_s
+SELECT d.device_id, d.kind, d.spot_id, s.lot_id, d.lot_id AS device_lot_id, d.status, d.last_seen_at,
+       d.stale_after_s
 FROM devices d LEFT JOIN spots s ON s.spot_id = d.spot_id
 WHERE d.device_id = ANY($1::text[])
 """
-# Every writer locks the lots it touches first, in one order: no deadlocks between gateways. NO KEY
-# UPDATE, the lock its counter updates take anyway: writers, the liveness sweep and holds (FOR UPDATE)
-# still wait for each other, but a row that only refers to the lot (a gate's session: its foreign key
-# takes KEY SHARE) does not wait for the batch (docs/gates.md, "Latency").
-LOCK_LOTS = "SELECT lot_id FROM lots WHERE lot_id = ANY($1::text[]) ORDER BY lot_id FOR NO KEY UPDATE"
 
 # A sensor that was offline and speaks again (runs under the lot locks: the sweep cannot interleave).
 RESTORE_DEVICES = """
@@ -190,28 +185,6 @@ FROM r LEFT JOIN devices d ON d.spot_id = r.spot_id
 RETURNING lot_id, status, previous_status
 """
 
-APPLY_LOT_DELTAS = """
-WITH d AS (
-    SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::int[], $5::int[], $6::int[])
-        AS d(lot_id, free, occupied, reserved, unknown, closed)
-), upd AS (
-    UPDATE lots l SET free_count = l.free_count + d.free,
-                      occupied_count = l.occupied_count + d.occupied,
-                      reserved_count = l.reserved_count + d.reserved,
-                      unknown_count = l.unknown_count + d.unknown,
-                      closed_count = l.closed_count + d.closed,
-                      counts_updated_at = $7
-    FROM d WHERE l.lot_id = d.lot_id
-    RETURNING l.lot_id, l.capacity, l.free_count, l.occupied_count, l.reserved_count,
-              l.unknown_count, l.closed_count, l.status, l.shared_spaces
-), sample AS (
-    INSERT INTO lot_occupancy (ts, lot_id, capacity, free, occupied, reserved, unknown, closed)
-    SELECT $7, lot_id, capacity, free_count, occupied_count, reserved_count, unknown_count,
-           closed_count FROM upd
-)
-SELECT * FROM upd
-"""
-
 PRESENCE = """
 WITH b AS (
     SELECT * FROM unnest($1::text[], $2::boolean[], $3::timestamptz[]) AS b(device_id, online, ts)
@@ -262,52 +235,25 @@ async def apply_bay_sessions(conn: Conn, changes: Sequence[asyncpg.Record]) -> N
         await conn.execute(OPEN_BAY_SESSIONS, *columns)
 
 
-def lot_deltas(changes: Iterable[Sequence[str]]) -> dict[str, dict[str, int]]:
-    """Sum (lot_id, status, previous_status) changes into per-lot deltas of lots that moved."""
-    deltas: dict[str, dict[str, int]] = {}
-    for lot, status, previous in changes:
-        counts = deltas.setdefault(lot, dict.fromkeys(SpotStatus, 0))
-        counts[SpotStatus(previous)] -= 1
-        counts[SpotStatus(status)] += 1
-    return {lot: d for lot, d in deltas.items() if any(d.values())}
-
-
-async def apply_lot_deltas(conn: Conn, deltas: dict[str, dict[str, int]], now: datetime) -> list[LotRow]:
-    """Move the lots' counters by *deltas*, sample lot_occupancy, and return the new counts."""
-    if not deltas:
-        return []
-    lots = sorted(deltas)
-    columns = [
-        [deltas[lot][s] for lot in lots]
-        for s in (
-            SpotStatus.FREE,
-            SpotStatus.OCCUPIED,
-            SpotStatus.RESERVED,
-            SpotStatus.UNKNOWN,
-            SpotStatus.CLOSED,
-        )
-    ]
-    rows = await conn.fetch(APPLY_LOT_DELTAS, lots, *columns, now)
-    return [
-        LotRow(
-            r["lot_id"],
-            r["capacity"],
-            r["free_count"],
-            r["occupied_count"],
-            r["reserved_count"],
-            r["unknown_count"],
-            r["closed_count"],
-            r["status"] == "closed",
-            now,
-            r["shared_spaces"],
-        )
-        for r in rows
-    ]
-
-
 async def prepare_connection(conn: Conn) -> None:
     """Create the per-connection temp tables (pool ``init``)."""
     await conn.execute(CREATE_TEMP_TABLES)
+
+
+def batch_lots(
+    registry: Mapping[str, asyncpg.Record],
+    readings: Sequence[SensorReading],
+    presences: Sequence[PresenceReport],
+) -> list[str]:
+    """Return the lots a batch writes under, sorted: its readings' spots' lots and the lots of every
+    device it updates (a presence message's device may belong to a lot no reading of the batch names;
+    updating it without that lot's lock let two gateways, or a gateway and a sweep, wait on each
+    other's device rows: the deadlock seen at demo start).
+    """
+    lots = {registry[r.device_id]["lot_id"] for r in readings}
+    lots |= {registry[r.device_id]["device_lot_id"] for r in readings}
+    lots |= {registry[p.device_id]["device_lot_id"] for p in presences}
+    return sorted(lots)
 
 
 def due_for_touch(
@@ -384,6 +330,45 @@ async def write_presence(
         await conn.execute(GATES_ALIVE, [p.device_id for p in alive], [p.received_at for p in alive])
 
 
+def registered_readings(
+    readings: Sequence[SensorReading], registry: Mapping[str, asyncpg.Record], refused: list[Rejection]
+) -> tuple[list[SensorReading], list[tuple[object, ...]]]:
+    """Return the readings of known bay sensors bound to a spot and their gw_stage rows; the others'
+    refusals (unknown_device, wrong_kind) are appended to *refused*.
+    """
+    stage: list[tuple[object, ...]] = []
+    good: list[SensorReading] = []
+    for r in readings:
+        dev = registry.get(r.device_id)
+        if dev is None:
+            refused.append(
+                reject(
+                    r.topic, r.device_id, RejectReason.UNKNOWN_DEVICE, "no such device", r.raw, r.received_at
+                )
+            )
+        elif dev["kind"] != "bay_sensor" or dev["lot_id"] is None:
+            detail = f"device kind {dev['kind']}, spot {dev['spot_id']}"
+            refused.append(
+                reject(r.topic, r.device_id, RejectReason.WRONG_KIND, detail, r.raw, r.received_at)
+            )
+        else:
+            good.append(r)
+            stage.append(
+                (
+                    r.ts,
+                    r.device_id,
+                    r.seq,
+                    dev["spot_id"],
+                    r.received_at,
+                    r.message,
+                    r.occupied,
+                    r.battery_mv,
+                    r.rssi_dbm,
+                )
+            )
+    return good, stage
+
+
 async def write_batch(
     conn: Conn,
     readings: Sequence[SensorReading],
@@ -397,55 +382,17 @@ async def write_batch(
     async with conn.transaction():
         ids = {r.device_id for r in readings} | {p.device_id for p in presences}
         registry = {row["device_id"]: row for row in await conn.fetch(LOOKUP_DEVICES, list(ids))}
-        stage: list[tuple[object, ...]] = []
-        good: list[SensorReading] = []
-        for r in readings:
-            dev = registry.get(r.device_id)
-            if dev is None:
-                refused.append(
-                    reject(
-                        r.topic,
-                        r.device_id,
-                        RejectReason.UNKNOWN_DEVICE,
-                        "no such device",
-                        r.raw,
-                        r.received_at,
-                    )
-                )
-            elif dev["kind"] != "bay_sensor" or dev["lot_id"] is None:
-                refused.append(
-                    reject(
-                        r.topic,
-                        r.device_id,
-                        RejectReason.WRONG_KIND,
-                        f"device kind {dev['kind']}, spot {dev['spot_id']}",
-                        r.raw,
-                        r.received_at,
-                    )
-                )
-            else:
-                good.append(r)
-                stage.append(
-                    (
-                        r.ts,
-                        r.device_id,
-                        r.seq,
-                        dev["spot_id"],
-                        r.received_at,
-                        r.message,
-                        r.occupied,
-                        r.battery_mv,
-                        r.rssi_dbm,
-                    )
-                )
+        good, stage = registered_readings(readings, registry, refused)
         known_presence = [p for p in presences if p.device_id in registry]
         refused += [
             reject(p.topic, p.device_id, RejectReason.UNKNOWN_DEVICE, "no such device", p.raw, p.received_at)
             for p in presences
             if p.device_id not in registry
         ]
+        locked = batch_lots(registry, good, known_presence)
+        if locked:  # before any write: presence updates devices too, maybe of lots no reading names
+            await conn.fetch(LOCK_LOTS, locked)
         if good:
-            await conn.fetch(LOCK_LOTS, sorted({registry[r.device_id]["lot_id"] for r in good}))
             await conn.copy_records_to_table("gw_stage", records=stage, columns=STAGE_COLUMNS)
             stored = await conn.fetch(STORE_READINGS)  # one row per change, at least one row
             result.accepted = int(stored[0]["accepted"])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from device_gateway.lot_counts import LOCK_LOTS, Conn, apply_lot_deltas, lot_deltas
 from device_gateway.results import SweepResult
-from device_gateway.store import LOCK_LOTS, Conn, apply_lot_deltas, lot_deltas
 from parking_core.liveness import WATCHED_KINDS
 
 SWEEP_LIMIT = 5000  # due deadlines per transaction; a sweep goes on until fewer are due …
@@ -83,7 +83,7 @@ WHERE EXISTS (SELECT 1 FROM devices d
                   WHERE o.lot_id = l.lot_id AND o.ts > $1::timestamptz - $2::interval / 2)
 """
 
-LOCK_ALL_LOTS = "SELECT lot_id FROM lots ORDER BY lot_id FOR UPDATE"
+LOCK_ALL_LOTS = "SELECT lot_id FROM lots ORDER BY lot_id FOR UPDATE"  # LOCK_LOTS's order, every lot
 RECOUNT = """
 WITH c AS (
     SELECT l.lot_id,

@@ -11,9 +11,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from device_gateway.availability import availability_payload
+from device_gateway.lot_counts import apply_lot_deltas, lot_deltas
 from device_gateway.messages import AVAILABILITY
 from device_gateway.results import LotRow
-from device_gateway.store import apply_lot_deltas, lot_deltas
 from parking_core.occupancy import SpotStatus
 from tests.integration.api.conftest import ADMIN
 

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, make_mocked_request
 
-from device_gateway.store import apply_lot_deltas, lot_deltas
+from device_gateway.lot_counts import apply_lot_deltas, lot_deltas
 from guidance_api.error_edge import translate
 from tests.integration.api.conftest import ADMIN
 

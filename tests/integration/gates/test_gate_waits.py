@@ -10,7 +10,7 @@ import pytest
 
 from device_gateway.gate_pricing import StayPricer
 from device_gateway.gate_store import StoredCommand, decide_read
-from device_gateway.store import LOCK_LOTS
+from device_gateway.lot_counts import LOCK_LOTS
 from parking_core.adapters.holds_store import HoldRequest, create_hold
 from parking_core.adapters.lot_room_lock import lock_room
 from parking_core.gates import Action, Lane, PlateRead, Reason
