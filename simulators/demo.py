@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from parking_core.devtools.processes import (
     running,
 )
 from simulators.city import CityLayout, load_city
+from simulators.demo_drivers import DemoDriver, create_drivers, drivers_banner, payment_secret, record_stays
 from simulators.provision import provision_city
 
 DEFAULT_CITY = Path(str(files("simulators") / "cities" / "zhengzhou.json"))
@@ -123,14 +125,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging("INFO")
     settings = Settings()
-    port = args.http_port or settings.http_port
-    if not port_is_free(port):
-        port = free_port()
+    port = _port(args.http_port or settings.http_port)
     city_doc = json.loads(args.city.read_text())
     city = load_city(args.city)
     token = settings.admin_token.get_secret_value() if settings.admin_token else secrets.token_urlsafe(24)
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    rails = f"http://127.0.0.1:{free_port()}"  # the simulated payment rails (parking-pay-sim)
     harness = ServiceHarness(settings.database_url, settings.mqtt_url, base_dir=data_dir)
     print("starting PostgreSQL and Mosquitto …", flush=True)
     harness.start()
@@ -155,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 http_port=port,
                 admin_token=token,
                 topic_prefix=settings.topic_prefix,
+                payment_secret=settings.payment_secret or payment_secret(data_dir),  # kept in ./var
+                payment_provider_url=rails,
             )
         )
         base = f"http://{settings.http_host}:{port}"
@@ -167,13 +170,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
 
             procs = [start("api", python_module("guidance_api"), http_ok(f"{base}/v1/openapi.json"))]
-            asyncio.run(_seed(base, token, city_doc, city))
+            drivers = asyncio.run(_populate(base, token, city_doc, city, database_url))
+            procs.append(start("payments", _rails(rails), log_line("payment rails")))
             for slot in range(1, max(1, args.gateways) + 1):  # one session each: slots 1..N
                 gateway = python_module("device_gateway")
                 ready = log_line("mqtt.subscribed")
                 procs.append(start(f"gateway-{slot}", gateway, ready, PARKING_GATEWAY_SLOT=str(slot)))
             procs.append(start("simulator", _simulator(args), None))
-            print(_banner(city, base, token, database_url, harness, data_dir), flush=True)
+            print(_banner(city, base, token, database_url, harness, data_dir, drivers, rails), flush=True)
             if args.until_live:
                 return 0 if asyncio.run(_wait_until_live(base, procs)) else _failed(procs)
             while not stopping and all(p.popen.poll() is None for p in procs):
@@ -187,6 +191,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         harness.stop()
+
+
+def _port(wanted: int) -> int:
+    """Return *wanted* if it is free, else a free port."""
+    return wanted if port_is_free(wanted) else free_port()
+
+
+async def _populate(
+    base: str, token: str, city_doc: dict[str, Any], city: CityLayout, database_url: str
+) -> list[DemoDriver]:
+    """Seed tariffs and lots, create the demo drivers, and give each a stay to pay; return them."""
+    await _seed(base, token, city_doc, city)
+    drivers = await create_drivers(base, token)
+    await record_stays(database_url, drivers, datetime.now(UTC))
+    return drivers
+
+
+def _rails(rails: str) -> list[str]:
+    """Return the command line of the simulated payment rails listening at *rails*."""
+    return python_module("simulators.pay_sim", "--port", rails.rsplit(":", 1)[1])
 
 
 def _simulator(args: argparse.Namespace) -> list[str]:
@@ -233,7 +257,14 @@ def _without_password(url: str) -> str:
 
 
 def _banner(  # noqa: PLR0913, PLR0917 -- what the banner shows
-    city: CityLayout, base: str, token: str, database_url: str, harness: ServiceHarness, data_dir: Path
+    city: CityLayout,
+    base: str,
+    token: str,
+    database_url: str,
+    harness: ServiceHarness,
+    data_dir: Path,
+    drivers: list[DemoDriver],
+    rails: str,
 ) -> str:
     return f"""
   City parking demo is running ({len(city.lots)} lots, {len(city.spots)} bay sensors, simulated).
@@ -244,7 +275,9 @@ def _banner(  # noqa: PLR0913, PLR0917 -- what the banner shows
     admin token    {token}
     database       {database_url}
     broker         {_without_password(str(harness.mqtt_url))}
-    logs           {data_dir / "logs"}/api.log, gateway-1.log …, simulator.log
+    logs           {data_dir / "logs"}/api.log, gateway-1.log …, simulator.log, payments.log
+    payments       signed with the secret in {data_dir / "payment-secret"} (or PARKING_PAYMENT_SECRET)
+{drivers_banner(base, rails, drivers)}
   Ctrl-C stops everything; data stays in {data_dir} (make clean removes it).
 """
 
