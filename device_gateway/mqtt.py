@@ -190,6 +190,12 @@ class GatewayMqtt:
         self.client.publish(topic, payload, qos=1, retain=retain)
 
     def stop(self) -> None:
-        """Disconnect after the queued acks and publishes are written, and stop paho's thread."""
+        """Disconnect after the queued acks and publishes are written, and stop paho's thread.
+
+        Then drop our callbacks: the client no longer refers back to us, so it is freed with the
+        gateway (paho closes the socket pair of its network thread only when the client is freed).
+        """
         self.client.disconnect()
         self.client.loop_stop()
+        self.client.on_connect = self.client.on_disconnect = None
+        self.client.on_message = self.client.on_subscribe = None

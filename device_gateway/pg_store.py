@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -43,7 +43,10 @@ TRANSIENT = (
 # asyncpg's InternalClientError ("cannot switch to state …") comes from a connection the server
 # closed in the middle of an operation (a database shutdown): the environment too, never the data.
 UNAVAILABLE = (*TRANSIENT, asyncpg.PostgresError, asyncpg.InternalClientError)
-POOL_SIZE = (2, 3)  # the writer, the liveness sweep, the sampler
+# The writer, the sampler, the lot_changes follower, gate sweeps, pruning and the start-up recount;
+# the liveness sweep has a connection of its own (OwnConnection), so none of them can hold it up.
+POOL_SIZE = (2, 3)
+CLOSE_TIMEOUT_S = 5.0  # closing the sweep's own connection at shutdown waits at most this long
 
 
 # Advisory-lock class of gateway client ids (two-key form: its own key space, apart from the
@@ -100,11 +103,47 @@ async def open_pool(settings: GatewaySettings, stop: asyncio.Event) -> asyncpg.P
     return None
 
 
-class PgSensorStore:
-    """The :class:`~device_gateway.ports.SensorStore` of the SQL in ``store.py`` and ``sweeps.py``."""
+class OwnConnection:
+    """One connection outside the pool, for a job that must never wait for a pooled one.
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    Connected at first use; after any error it is dropped and the next use connects afresh (a
+    statement cut off by a cancel or a lost server leaves a connection in no state to trust).
+    """
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._conn: asyncpg.Connection | None = None
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        """Yield the connection, connecting first if there is none."""
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await asyncpg.connect(self._dsn)
+        try:
+            yield self._conn
+        except BaseException:
+            conn, self._conn = self._conn, None
+            conn.terminate()
+            raise
+
+    async def close(self) -> None:
+        """Close the connection, if there is one."""
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
+            with contextlib.suppress(*UNAVAILABLE):
+                await asyncio.wait_for(conn.close(), CLOSE_TIMEOUT_S)
+
+
+class PgSensorStore:
+    """The :class:`~device_gateway.ports.SensorStore` of the SQL in ``store.py`` and ``sweeps.py``.
+
+    Everything runs on the pool except the liveness sweep, which has a connection of its own: a
+    busy pool (a long sample, a recount, a writer retrying) can then never make a silent sensor late.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
         self._pool = pool
+        self._liveness = OwnConnection(dsn)
         self._prunes: bool | None = None  # plain mode: we delete old refusals (asked once)
 
     async def write_batch(
@@ -120,9 +159,9 @@ class PgSensorStore:
                 return await write_batch(conn, readings, presences, rejections, now)
 
     async def sweep_silent(self, now: datetime) -> SweepResult:
-        """Turn silent sensors offline and their spots unknown."""
+        """Turn silent sensors offline and their spots unknown (on the sweep's own connection)."""
         with translated():
-            async with self._pool.acquire() as conn:
+            async with self._liveness.acquire() as conn:
                 return await sweep_silent(conn, now)
 
     async def sample_active_lots(self, now: datetime, every: timedelta) -> int:
@@ -132,7 +171,7 @@ class PgSensorStore:
                 return await sample_active_lots(conn, now, every)
 
     async def recount_lots(self, now: datetime) -> list[str]:
-        """Recompute every lot's counters from its spots."""
+        """Repair lot counters that disagree with their spots (a few lots per transaction)."""
         with translated():
             async with self._pool.acquire() as conn:
                 return await recount_lots(conn, now)
@@ -144,3 +183,7 @@ class PgSensorStore:
                 if self._prunes is None:
                     self._prunes = await refusals_need_pruning(conn)
                 return await prune_refusals(conn, older_than) if self._prunes else 0
+
+    async def close(self) -> None:
+        """Close the sweep's own connection (the pool is its opener's to close)."""
+        await self._liveness.close()

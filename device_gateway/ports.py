@@ -29,7 +29,9 @@ class StoreUnavailableError(StoreError):
 
 
 class SensorStore(Protocol):
-    """Where device-derived state lives. Each method is one transaction; errors are StoreErrors."""
+    """Where device-derived state lives. Each method is one transaction (the recount a few short ones);
+    errors are StoreErrors.
+    """
 
     async def write_batch(
         self,
@@ -47,10 +49,16 @@ class SensorStore(Protocol):
         """Write occupancy samples of lots with recent activity; return how many."""
 
     async def recount_lots(self, now: datetime) -> list[str]:
-        """Recompute every lot's counters from its spots; return the lots that were wrong."""
+        """Repair lot counters that disagree with their spots; return the lots that were wrong.
+
+        Holds no more than a few lots at a time: sweeps and writers go on meanwhile.
+        """
 
     async def prune_refusals(self, older_than: datetime) -> int:
         """Delete refusals received before *older_than* unless the database does it; return how many."""
+
+    async def close(self) -> None:
+        """Release what the store opened itself (not what it was handed)."""
 
 
 class Receiver(Protocol):

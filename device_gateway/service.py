@@ -46,38 +46,47 @@ class Gateway:
     async def run(self) -> None:
         """Run until ``stop`` is set, then let every path drain, commit and ack, and disconnect.
 
-        Every path and periodic job runs in one task group: cancelling ``run`` cancels them all,
-        and a path that fails takes the others down with it (the process exits; nothing is acked
-        that was not committed).
+        The liveness sweep starts first, on its own connection, and runs through the start-up
+        recount: a silent sensor turns offline on time even while a large city is being checked.
+        Then the link connects and the paths and the other periodic jobs start. Every path and
+        periodic job runs in one task group: cancelling ``run`` cancels them all, and a path that
+        fails takes the others down with it (the process exits; nothing is acked that was not
+        committed).
         """
-        repaired = await self.store.recount_lots(datetime.now(UTC))
-        if repaired:
-            log.info("lots.recounted", lots=len(repaired))
-        self.link.start()
-        log.info(
-            "gateway.started",
-            client_id=self.settings.gateway_client_id,
-            prefix=self.settings.topic_prefix,
-            paths=[p.name for p in self.paths],
-        )
+        began = time.monotonic()
+        started = False
         try:
             async with asyncio.TaskGroup() as tasks:
+                liveness = self.settings.gateway_liveness_interval_s
+                tasks.create_task(self.every(liveness, self.sweep, "liveness"), name="liveness")
+                log.info("liveness.started", interval_s=liveness)
+                repaired = await self.store.recount_lots(datetime.now(UTC))
+                log.info("lots.recounted", lots=len(repaired), took_s=round(time.monotonic() - began, 3))
+                self.link.start()
+                started = True
+                log.info(
+                    "gateway.started",
+                    client_id=self.settings.gateway_client_id,
+                    prefix=self.settings.topic_prefix,
+                    paths=[p.name for p in self.paths],
+                )
                 for path in self.paths:
                     tasks.create_task(path.run(), name=path.name)
                 for name, seconds, job in self.periodic_jobs():
                     tasks.create_task(self.every(seconds, job, name), name=name)
             self.metrics.availability_published += self.availability.flush_due(time.monotonic(), force=True)
         finally:
-            await asyncio.to_thread(self.link.stop)
+            if started:
+                await asyncio.to_thread(self.link.stop)
+            await self.store.close()
         log.info(
             "gateway.stopped", accepted=self.metrics.accepted, rejected=sum(self.metrics.rejected.values())
         )
 
     def periodic_jobs(self) -> list[tuple[str, float, Job]]:
-        """Return (name, interval in seconds, job) of the work done on a timer."""
+        """Return (name, interval in seconds, job) of the work done on a timer once the link is up."""
         s = self.settings
-        return [
-            ("liveness", s.gateway_liveness_interval_s, self.sweep),
+        return [  # the liveness sweep is started before these (run)
             ("sampler", s.gateway_occupancy_sample_interval_s, self.sample),
             ("availability", AVAILABILITY_TICK_S, self.publish_availability),
             *([("lot_changes", POLL_S, self.follow_changes)] if self.follow_changes else []),
@@ -139,7 +148,8 @@ def compose(
     loop = asyncio.get_running_loop()
     metrics = Metrics()
     link = GatewayMqtt(settings, loop, on_fatal)
-    store = PgSensorStore(pool)
+    assert settings.database_url is not None, "the gateway runs only with a database URL"
+    store = PgSensorStore(pool, settings.database_url)
     availability = AvailabilityPublisher(
         settings.topic_prefix, settings.gateway_availability_interval_s, link.publish
     )

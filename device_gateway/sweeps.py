@@ -15,9 +15,9 @@ SAMPLER_LOCK_KEY = 727_274_101  # advisory lock: one gateway at a time writes pe
 WATCHED = ", ".join(f"'{kind.value}'" for kind in sorted(WATCHED_KINDS))
 
 # The due end of device_deadlines (never a scan of devices; sql/0030). A due row whose device is
-# still alive moves to its current silent_after; the others (silent, offline, no longer a sensor)
-# are left for the second step, which needs their lots locked. No lot lock is taken here, so this
-# cannot deadlock with a writer that holds lots and arms a deadline.
+# still alive moves to its current silent_after; the others (silent, offline, no longer watched)
+# are returned, with their lots, for the second step, which needs those lots locked. No lot lock
+# is taken here, so this cannot deadlock with a writer that holds lots and arms a deadline.
 DUE_DEADLINES = f"""
 WITH due AS (
     SELECT dl.device_id FROM device_deadlines dl
@@ -28,19 +28,27 @@ WITH due AS (
     WHERE dl.device_id = due.device_id AND d.kind IN ({WATCHED}) AND d.status <> 'offline'
       AND d.silent_after >= $1
     RETURNING dl.device_id
+), rest AS (
+    SELECT due.device_id, d.lot_id FROM due JOIN devices d USING (device_id)
+    WHERE due.device_id NOT IN (SELECT device_id FROM moved)
 )
 SELECT (SELECT count(*) FROM due) AS due,
        (SELECT count(*) FROM moved) AS moved,
-       coalesce((SELECT array_agg(DISTINCT d.lot_id) FROM due JOIN devices d USING (device_id)
-                 WHERE due.device_id NOT IN (SELECT device_id FROM moved)), '{{}}') AS lots
+       coalesce((SELECT array_agg(device_id) FROM rest), '{{}}') AS devices,
+       coalesce((SELECT array_agg(DISTINCT lot_id) FROM rest), '{{}}') AS lots
 """
 
-# Under the lots' locks: due rows of devices that are silent (turned offline by MARK_SILENT in
-# the same transaction), offline or no longer watched are done with. A device comes back through
-# the writer or the gate path, which arm a new row (store.ARM_DEADLINES, gate_tracking.GATE_DEVICE).
+# The second step runs under the locks of the lots ($3) of the devices DUE_DEADLINES left ($2): it
+# reads those rows by key (never the lots' other devices, never the whole due range) and re-checks
+# each, since a writer may have heard from the device in between.
+#
+# Due rows of devices that are silent (turned offline by MARK_SILENT in the same transaction),
+# offline or no longer watched are done with. A device comes back through the writer or the gate
+# path, which arm a new row (store.ARM_DEADLINES, gate_tracking.GATE_DEVICE).
 DROP_DEADLINES = f"""
 DELETE FROM device_deadlines dl USING devices d
-WHERE dl.device_id = d.device_id AND dl.check_at <= $1 AND d.lot_id = ANY($2::text[])
+WHERE dl.device_id = ANY($2::text[]) AND d.device_id = dl.device_id AND dl.check_at <= $1
+  AND d.lot_id = ANY($3::text[])
   AND (d.kind NOT IN ({WATCHED}) OR d.status = 'offline' OR d.silent_after IS NULL OR d.silent_after < $1)
 """
 
@@ -50,9 +58,9 @@ MARK_SILENT = f"""
 WITH gone AS (
     UPDATE devices d SET status = 'offline', updated_at = $1
     FROM device_deadlines dl
-    WHERE dl.device_id = d.device_id AND dl.check_at <= $1
+    WHERE d.device_id = ANY($2::text[]) AND dl.device_id = d.device_id AND dl.check_at <= $1
       AND d.kind IN ({WATCHED}) AND d.status <> 'offline' AND d.silent_after < $1
-      AND d.lot_id = ANY($2::text[])
+      AND d.lot_id = ANY($3::text[])
     RETURNING d.device_id, d.spot_id, d.last_seen_at
 ), ev AS (
     INSERT INTO device_presence_changes (ts, device_id, event, detail)
@@ -83,30 +91,44 @@ WHERE EXISTS (SELECT 1 FROM devices d
                   WHERE o.lot_id = l.lot_id AND o.ts > $1::timestamptz - $2::interval / 2)
 """
 
-LOCK_ALL_LOTS = "SELECT lot_id FROM lots ORDER BY lot_id FOR UPDATE"  # LOCK_LOTS's order, every lot
-RECOUNT = """
-WITH c AS (
+# A lot's counters from its spots, or for a lot counted at its gates from the sessions inside
+# (docs/gates.md); {lots} narrows both halves to some lots.
+_COUNTS = """
     SELECT l.lot_id,
            count(s.spot_id) FILTER (WHERE s.status = 'free') AS free,
            count(s.spot_id) FILTER (WHERE s.status = 'occupied') AS occupied,
            count(s.spot_id) FILTER (WHERE s.status = 'reserved') AS reserved,
            count(s.spot_id) FILTER (WHERE s.status = 'unknown') AS unknown,
            count(s.spot_id) FILTER (WHERE s.status = 'closed') AS closed
-    FROM lots l LEFT JOIN spots s ON s.lot_id = l.lot_id WHERE l.counted_by = 'sensors' GROUP BY l.lot_id
-    UNION ALL  -- lots counted at their gates: capacity minus the sessions inside (docs/gates.md)
+    FROM lots l LEFT JOIN spots s ON s.lot_id = l.lot_id
+    WHERE l.counted_by = 'sensors'{lots} GROUP BY l.lot_id
+    UNION ALL
     SELECT l.lot_id, l.capacity - least(count(x.session_id), l.capacity),
            least(count(x.session_id), l.capacity), 0, 0, 0
     FROM lots l LEFT JOIN sessions x ON x.lot_id = l.lot_id AND x.state IN ('pending', 'open')
-    WHERE l.counted_by = 'gates' GROUP BY l.lot_id
-)
+    WHERE l.counted_by = 'gates'{lots} GROUP BY l.lot_id
+"""
+_MISCOUNTED = """(l.free_count, l.occupied_count, l.reserved_count, l.unknown_count, l.closed_count)
+      IS DISTINCT FROM (c.free, c.occupied, c.reserved, c.unknown, c.closed)"""
+# Start-up repair, step 1: the lots whose counters disagree with their spots (or sessions), read
+# without a lock. Every writer moves a lot's spots and counters in one transaction under the lot's
+# lock, so a snapshot shows each lot either right or off by what provisioning left; only those go
+# on to step 2.
+MISCOUNTED_LOTS = f"""
+WITH c AS ({_COUNTS.format(lots="")})
+SELECT l.lot_id FROM lots l JOIN c USING (lot_id) WHERE {_MISCOUNTED} ORDER BY l.lot_id
+"""
+# Step 2: under the locks of a few of those lots at a time, count again and set the counters. No
+# transaction holds more than RECOUNT_CHUNK lots, so writers and liveness sweeps go on meanwhile.
+RECOUNT = f"""
+WITH c AS ({_COUNTS.format(lots=" AND l.lot_id = ANY($2::text[])")})
 UPDATE lots l SET free_count = c.free, occupied_count = c.occupied, reserved_count = c.reserved,
                   unknown_count = c.unknown, closed_count = c.closed, counts_updated_at = $1
 FROM c
-WHERE c.lot_id = l.lot_id
-  AND (l.free_count, l.occupied_count, l.reserved_count, l.unknown_count, l.closed_count)
-      IS DISTINCT FROM (c.free, c.occupied, c.reserved, c.unknown, c.closed)
+WHERE c.lot_id = l.lot_id AND {_MISCOUNTED}
 RETURNING l.lot_id
 """
+RECOUNT_CHUNK = 500  # lots locked per recount transaction
 
 
 async def sweep_silent(conn: Conn, now: datetime) -> SweepResult:
@@ -119,9 +141,9 @@ async def sweep_silent(conn: Conn, now: datetime) -> SweepResult:
         if due["lots"]:
             async with conn.transaction():
                 await conn.fetch(LOCK_LOTS, sorted(due["lots"]))
-                row = await conn.fetchrow(MARK_SILENT, now, due["lots"])
+                row = await conn.fetchrow(MARK_SILENT, now, due["devices"], due["lots"])
                 assert row is not None
-                await conn.execute(DROP_DEADLINES, now, due["lots"])
+                await conn.execute(DROP_DEADLINES, now, due["devices"], due["lots"])
                 changes = [(c[0], c[1], c[2]) for c in row["changes"]]
                 result.devices_offline += int(row["gone"])
                 result.spots_unknown += len(changes)
@@ -141,10 +163,19 @@ async def sample_active_lots(conn: Conn, now: datetime, every: timedelta) -> int
 
 
 async def recount_lots(conn: Conn, now: datetime) -> list[str]:
-    """Recompute every lot's counters from its spots or sessions (start-up repair); return lots changed."""
-    async with conn.transaction():
-        await conn.fetch(LOCK_ALL_LOTS)
-        return [r["lot_id"] for r in await conn.fetch(RECOUNT, now)]
+    """Repair counters that disagree with their spots or sessions (start-up); return the lots repaired.
+
+    A read-only look for such lots (MISCOUNTED_LOTS), then a recount of each under its lock, a
+    chunk of lots per transaction: never a lock of every lot.
+    """
+    wrong = [r["lot_id"] for r in await conn.fetch(MISCOUNTED_LOTS)]
+    repaired: list[str] = []
+    for first in range(0, len(wrong), RECOUNT_CHUNK):
+        chunk = wrong[first : first + RECOUNT_CHUNK]
+        async with conn.transaction():
+            await conn.fetch(LOCK_LOTS, chunk)
+            repaired += [r["lot_id"] for r in await conn.fetch(RECOUNT, now, chunk)]
+    return repaired
 
 
 PRUNE_CHUNK = 10_000  # refusals deleted per statement: short transactions, however large a flood was

@@ -38,6 +38,10 @@ class FakeStore:
     attempts: list[int] = field(default_factory=list)  # readings per write attempt
     refused: list[Rejection] = field(default_factory=list)
     recounts: int = 0
+    recount_hold: asyncio.Event | None = None  # the start-up recount waits for it (a large city)
+    sweeps: int = 0
+    swept_twice: asyncio.Event = field(default_factory=asyncio.Event)  # set at the second sweep
+    closed: bool = False
 
     async def write_batch(
         self,
@@ -61,6 +65,9 @@ class FakeStore:
         return result
 
     async def sweep_silent(self, now: datetime) -> SweepResult:
+        self.sweeps += 1
+        if self.sweeps >= 2:
+            self.swept_twice.set()
         if self.sweep_failure is not None:
             raise self.sweep_failure
         return SweepResult()
@@ -70,10 +77,15 @@ class FakeStore:
 
     async def recount_lots(self, now: datetime) -> list[str]:
         self.recounts += 1
+        if self.recount_hold is not None:
+            await self.recount_hold.wait()
         return []
 
     async def prune_refusals(self, older_than: datetime) -> int:
         return 0
+
+    async def close(self) -> None:
+        self.closed = True
 
 
 @dataclass
@@ -114,10 +126,12 @@ def envelope(mid: int, device: str | None = None) -> Envelope:
     return Envelope(sensor_topic(PREFIX, device or f"d{mid}", "state"), payload, mid, 1, time.time(), 0)
 
 
-def fake_gateway(store: FakeStore, link: FakeLink | None = None) -> tuple[Gateway, SensorWriter]:
+def fake_gateway(
+    store: FakeStore, link: FakeLink | None = None, **overrides: object
+) -> tuple[Gateway, SensorWriter]:
     """Return a gateway of fakes around a real inbox, metrics and availability publisher."""
     link = link or FakeLink()
-    config = settings()
+    config = settings(**overrides)
     stop = asyncio.Event()
     metrics = Metrics()
     availability = AvailabilityPublisher(PREFIX, 0, link.publish)

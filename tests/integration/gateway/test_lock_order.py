@@ -5,7 +5,8 @@ running them together, round after round, never deadlocks.
 The rounds are built like demo start-up, where the deadlock was seen: each gateway's batch holds
 readings of one lot and presence messages of another lot's sensors (the simulator publishes a
 retained presence for every sensor as it starts), while the other gateway's batch has them the
-other way round, a sweep turns silent sensors offline and a recount locks every lot.
+other way round, a sweep turns silent sensors offline and the start-up recount looks for wrong
+counters (it locks only lots it must repair, with the writers' LOCK_LOTS).
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ async def test_writer_sweep_recount_and_pricing_together_never_deadlock(
     city: CityLayout, conns: list[asyncpg.Connection], database_url: str
 ) -> None:
     """A batch over lots 0-2 with presence across them, the sweep of lots 1-2, the start-up recount
-    (every lot) and the pricing of stays at lots 2 and 0, all at once, round after round.
+    and the pricing of stays at lots 2 and 0, all at once, round after round.
     """
     writer, sweeper, recounter, other = conns
     for round_ in range(1, ROUNDS + 1):

@@ -26,7 +26,24 @@ async def test_a_stop_drains_commits_and_acks_what_was_received() -> None:
     await asyncio.wait_for(gateway.run(), 10)
     assert sorted(link.acked) == [0, 1, 2, 3, 4]
     assert len(store.written) == 5
-    assert (store.recounts, link.started, link.stopped) == (1, True, True)
+    assert (store.recounts, link.started, link.stopped, store.closed) == (1, True, True, True)
+    assert running_tasks() == set()
+
+
+async def test_the_liveness_sweep_runs_through_the_start_up_recount() -> None:
+    """A recount that takes its time (a large city) holds up the link, never the liveness sweep."""
+    hold = asyncio.Event()
+    store, link = FakeStore(recount_hold=hold), FakeLink()
+    gateway, _ = fake_gateway(store, link, gateway_liveness_interval_s=0.001)
+    run = asyncio.create_task(gateway.run())
+
+    await asyncio.wait_for(store.swept_twice.wait(), 10)
+    assert (store.recounts, link.started) == (1, False)  # still recounting, not yet connected
+    hold.set()
+    await asyncio.wait_for(link.subscribed.wait(), 10)
+    gateway.stop.set()
+    await asyncio.wait_for(run, 10)
+    assert (link.stopped, store.closed) == (True, True)
     assert running_tasks() == set()
 
 
