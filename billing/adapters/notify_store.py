@@ -61,6 +61,11 @@ class Received:
     transaction_id: str | None = None
 
 
+def loggable(body: bytes) -> str:
+    """Return the text of a body the log can keep: bad UTF-8 and NUL (which text refuses) as U+FFFD."""
+    return body.decode("utf-8", "replace").replace("\x00", "\ufffd")[:BODY_KEPT]
+
+
 async def receive(pool: asyncpg.Pool, delivery: Delivery, secret: bytes, now: datetime) -> Received:
     """Handle one delivery; everything it changes commits together with its nonce, or not at all."""
     provider, headers, body = delivery.provider, delivery.headers, delivery.body
@@ -71,9 +76,7 @@ async def receive(pool: asyncpg.Pool, delivery: Delivery, secret: bytes, now: da
     except NotificationRefusedError as exc:
         return Received(refusal_answer(exc))
     async with pool.acquire() as conn, conn.transaction():
-        logged = await conn.fetchval(
-            LOG_DELIVERY, provider, nonce, now, body.decode("utf-8", "replace")[:BODY_KEPT]
-        )
+        logged = await conn.fetchval(LOG_DELIVERY, provider, nonce, now, loggable(body))
         if logged is None:
             return Received(NotifyAnswer.REPLAYED)
         try:

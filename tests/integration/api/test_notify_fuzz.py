@@ -85,6 +85,15 @@ def test_arbitrary_notifications_get_a_provider_answer_and_move_no_money(
     asyncio.run(run())
 
 
+def test_a_signed_body_with_a_nul_byte_is_refused_not_stored(app_settings: Settings) -> None:
+    """PostgreSQL text cannot hold NUL: the logged body replaces it, the answer is a 400, not a 422."""
+    at, nonce, body = str(int(time.time())), "fz-nul", b'{"event":"\x00"}'
+    headers = {TIMESTAMP_HEADER: at, NONCE_HEADER: nonce, SIGNATURE_HEADER: sign(SECRET, at, nonce, body)}
+    [(status, answer, _)] = asyncio.run(deliver(app_settings, [("wechatpay", headers, body)]))
+    assert status == 400, answer
+    assert json.loads(answer)["code"] == "PARAM_ERROR"
+
+
 async def count_captures(url: str) -> int:
     conn = await asyncpg.connect(url)
     try:
