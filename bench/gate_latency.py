@@ -38,6 +38,14 @@ TARIFF_ID = "zz-zone1-underground"  # exits are priced with tiers and a daily ca
 WAIT_S = 10.0  # a probe that gets no answer in this long is counted lost, not timed
 
 
+def add_probe_options(p: argparse.ArgumentParser) -> None:
+    """Add the options of the setup and the probes (shared with bench.gate_profile)."""
+    p.add_argument("--spots", type=int, default=10_000, help="bay sensors of the background load")
+    p.add_argument("--load-rate", type=float, default=5000.0, help="background sensor readings, msg/s")
+    p.add_argument("--reads", type=int, default=1000, help="plate reads per lane (and echoes)")
+    p.add_argument("--gap-ms", type=float, default=10.0, help="pause between probes")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse the command line."""
     p = argparse.ArgumentParser(
@@ -52,10 +60,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "nothing. Uses the harness's broker and database unless PARKING_* name others."
         ),
     )
-    p.add_argument("--spots", type=int, default=10_000, help="bay sensors of the background load")
-    p.add_argument("--load-rate", type=float, default=5000.0, help="background sensor readings, msg/s")
-    p.add_argument("--reads", type=int, default=1000, help="plate reads per lane (and echoes)")
-    p.add_argument("--gap-ms", type=float, default=10.0, help="pause between probes")
+    add_probe_options(p)
     return p.parse_args(argv)
 
 

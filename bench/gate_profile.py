@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.gate_latency import pct, prepare, probe
+from bench.gate_latency import add_probe_options, pct, prepare, probe
 from parking_core.devtools.harness import ServiceHarness
 
 # Backends of the bench database that wait, other than idle clients: what, on what, behind what.
@@ -43,10 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "blocking statement for lock waits). Shares, not rates: meaningful on a busy machine too."
         ),
     )
-    p.add_argument("--spots", type=int, default=10_000, help="bay sensors of the background load")
-    p.add_argument("--load-rate", type=float, default=5000.0, help="background sensor readings, msg/s")
-    p.add_argument("--reads", type=int, default=1000, help="plate reads per lane (and echoes)")
-    p.add_argument("--gap-ms", type=float, default=10.0, help="pause between probes")
+    add_probe_options(p)
     p.add_argument("--sample-ms", type=float, default=5.0, help="pg_stat_activity sampling interval")
     p.add_argument("--top", type=int, default=12, help="kinds of wait to print")
     return p.parse_args(argv)

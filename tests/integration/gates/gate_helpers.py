@@ -14,9 +14,9 @@ from tests.strategies_gates import gate_device
 TARIFF_ID = "zz-zone1-underground"  # 15 free minutes, tiers by the hour, a 30-yuan daily cap
 
 
-async def provision_gate_lots(conn: asyncpg.Connection, lots: list[str], capacity: int) -> None:
-    """Create a district, gate-counted lots with an entry and an exit gate each, and the tariff."""
-    tariff = load_example_tariffs()[TARIFF_ID]
+async def store_example_tariff(conn: asyncpg.Connection, tariff_id: str = TARIFF_ID) -> None:
+    """Store one of the example tariffs (once; a second call does nothing)."""
+    tariff = load_example_tariffs()[tariff_id]
     await conn.execute(
         "INSERT INTO tariff_versions (tariff_id, version, valid_from, valid_to, document)"
         " VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT DO NOTHING",
@@ -26,6 +26,11 @@ async def provision_gate_lots(conn: asyncpg.Connection, lots: list[str], capacit
         tariff.valid_to,
         json.dumps(tariff_to_json(tariff), ensure_ascii=False),
     )
+
+
+async def provision_gate_lots(conn: asyncpg.Connection, lots: list[str], capacity: int) -> None:
+    """Create a district, gate-counted lots with an entry and an exit gate each, and the tariff."""
+    await store_example_tariff(conn)
     await conn.execute(
         "INSERT INTO districts (district_id, name) VALUES ('gd', 'gates') ON CONFLICT DO NOTHING"
     )

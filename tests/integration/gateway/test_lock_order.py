@@ -12,7 +12,6 @@ counters (it locks only lots it must repair, with the writers' LOCK_LOTS).
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -21,13 +20,13 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from billing import load_example_tariffs, tariff_to_json
 from device_gateway.decode import PresenceReport, SensorReading
 from device_gateway.gate_pricing import StayPricer, price_closed_sessions
 from device_gateway.store import prepare_connection, write_batch
 from device_gateway.sweeps import recount_lots, sweep_silent
 from simulators.city import CityLayout, generate_city
 from simulators.provision import provision_city
+from tests.integration.gates.gate_helpers import store_example_tariff
 
 pytestmark = [pytest.mark.db]
 ROUNDS = 40  # each round is a few transactions racing; the deadlock showed within a few rounds
@@ -41,16 +40,7 @@ async def city(database_url: str) -> CityLayout:
     await provision_city(database_url, layout, heartbeat_interval_s=60)
     conn = await asyncpg.connect(database_url)
     try:
-        tariff = load_example_tariffs()[TARIFF_ID]
-        await conn.execute(
-            "INSERT INTO tariff_versions (tariff_id, version, valid_from, valid_to, document)"
-            " VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT DO NOTHING",
-            tariff.tariff_id,
-            tariff.version,
-            tariff.valid_from,
-            tariff.valid_to,
-            json.dumps(tariff_to_json(tariff), ensure_ascii=False),
-        )
+        await store_example_tariff(conn, TARIFF_ID)
         await conn.execute(
             "UPDATE lots SET tariff_id = $2 WHERE lot_id = ANY($1::text[])",
             [lot.lot_id for lot in layout.lots],
