@@ -19,6 +19,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from device_gateway.config import GatewaySettings
 from device_gateway.inbox import Envelope
+from device_gateway.mqtt_buffered import BufferedClient
 from device_gateway.ports import Receiver
 from parking_core.topics import Leaf, subscriptions
 
@@ -37,7 +38,7 @@ PUBACK_PACKET = struct.Struct("!BBH")
 def set_nodelay(client: mqtt.Client) -> None:
     """Turn off Nagle on the client's socket: paho 2.x leaves it on (MACHINE-NOTES: 39 ms → 1 ms)."""
     sock = client.socket()
-    if isinstance(sock, socket.socket):
+    if sock is not None and hasattr(sock, "setsockopt"):  # a socket, or a BufferedSocket around one
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
@@ -63,7 +64,7 @@ class GatewayMqtt:
         self.generation = 0  # connections so far: a mid is only meaningful on its own connection
         self.connected = asyncio.Event()
         self.subscribed = asyncio.Event()
-        self.client = mqtt.Client(
+        self.client = BufferedClient(
             CallbackAPIVersion.VERSION2,
             client_id=settings.gateway_client_id,
             protocol=mqtt.MQTTv5,
