@@ -20,14 +20,18 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.city_seed import device_id
 from device_gateway.messages import encode_state
+from device_gateway.mqtt_buffered import BufferedClient
 from parking_core.adapters.settings import MqttEndpoint
 from parking_core.topics import sensor_topic
 
 PUBLISH_WINDOW = 2000  # QoS 1 publishes in flight: far below the 65,535 packet ids
 
 
-def _client(endpoint: MqttEndpoint, client_id: str, *, clean: bool = True) -> mqtt.Client:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean)
+def _client(
+    endpoint: MqttEndpoint, client_id: str, *, clean: bool = True, buffered: bool = False
+) -> mqtt.Client:
+    kind = BufferedClient if buffered else mqtt.Client
+    client = kind(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean)
     if endpoint.username:
         secret = endpoint.password.get_secret_value() if endpoint.password else None
         client.username_pw_set(endpoint.username, secret)
@@ -212,13 +216,16 @@ def drain_with_mosquitto_sub(endpoint: MqttEndpoint, client_id: str, topic: str,
     return time.monotonic() - began
 
 
-def drain_with_paho(endpoint: MqttEndpoint, client_id: str, topic: str, count: int) -> float:
+def drain_with_paho(
+    endpoint: MqttEndpoint, client_id: str, topic: str, count: int, *, buffered: bool = False
+) -> float:
     """Drain *count* queued messages with a bare paho loop (auto-ack, no work); return seconds.
 
     paho's defaults, Nagle included: its per-message PUBACKs then share TCP segments, which makes
-    this the faster bare loop here (12k against 8k msg/s with TCP_NODELAY).
+    this the faster bare loop here (12k against 8k msg/s with TCP_NODELAY). *buffered*: through
+    the gateway's ``BufferedClient`` (large socket reads), the limit of the gateway's own client.
     """
-    client = _client(endpoint, client_id, clean=False)
+    client = _client(endpoint, client_id, clean=False, buffered=buffered)
     received = 0
     finished = threading.Event()
     began = 0.0
