@@ -6,6 +6,7 @@ import os
 import pwd
 import socket
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from tests.mqtt_helpers import wait_until
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
 SHIPPED_CONF = DEPLOY / "mosquitto" / "mosquitto.conf"
 CONTAINER_ROOT = "/mosquitto/"
+START_TRIES = 3  # fresh ports after "Address already in use" (another process took one first)
 
 
 def openssl(*args: str, cwd: Path) -> None:
@@ -81,18 +83,38 @@ class ShippedBroker:
         (self.root / "auth" / "acl").write_text(
             f"user {BACKEND_USER}\ntopic readwrite #\n\n" + device_acl(grant, self.prefix)
         )
+        for _ in range(START_TRIES):
+            refused = self._launch()
+            if refused is None:
+                return self
+            if "Address already in use" not in refused:
+                raise RuntimeError(f"Mosquitto refused the shipped config: {refused}")
+            # Another process took a port between free_port() and the bind: try fresh ones.
+            self.backend_port, self.device_port = free_port(), free_port()
+        raise RuntimeError(f"Mosquitto found no free ports in {START_TRIES} tries: {refused}")
+
+    def _launch(self) -> str | None:
+        """Write the config for the current ports and start the broker; None once it listens, else
+        its output (the failed process is reaped and its pipe closed).
+        """
         conf = self.root / "config" / "mosquitto.conf"
         conf.write_text(host_config(SHIPPED_CONF.read_text(), self.root, self.backend_port, self.device_port))
         give_to_broker_user(self.root)
-        self.proc = subprocess.Popen(
+        proc = subprocess.Popen(
             ["mosquitto", "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
-        if not wait_until(lambda: self._listening() or self.proc is None or self.proc.poll() is not None):
-            raise RuntimeError("Mosquitto did not listen with the shipped config")
-        if self.proc.poll() is not None:
-            out = self.proc.stdout.read().decode(errors="replace") if self.proc.stdout else ""
-            raise RuntimeError(f"Mosquitto refused the shipped config: {out[-2000:]}")
-        return self
+        listening = wait_until(lambda: proc.poll() is not None or self._listening())
+        time.sleep(0.1)  # a port someone else listens on answers too: the broker then exits at once
+        if listening and proc.poll() is None:
+            self.proc = proc
+            return None
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        assert proc.stdout is not None
+        with proc.stdout:
+            out = proc.stdout.read().decode(errors="replace")
+        return out[-2000:] or "Mosquitto did not listen with the shipped config"
 
     def _listening(self) -> bool:
         for port in (self.backend_port, self.device_port):
