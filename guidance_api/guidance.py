@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from billing import VehicleClass
@@ -14,7 +15,7 @@ from guidance_api.context import DB_POOL, principal, utc_now
 from guidance_api.openapi import Param, RouteDoc, Routes
 from guidance_api.params import bad_param, float_param, int_param
 from guidance_api.pricing_view import first_hour_price
-from guidance_api.queries import VACANCIES, lot_now, lot_view, public_view, row_status
+from guidance_api.queries import VACANCIES, lot_now, lot_view, public_state
 from guidance_api.requests import ID_SCHEMA, query_id
 from parking_core.lots import LotStatus
 
@@ -77,8 +78,7 @@ async def get_vacancies(request: web.Request) -> web.Response:
     known: list[tuple[dict[str, Any], str | None]] = []
     unknown: list[tuple[dict[str, Any], str | None]] = []
     for row in rows:
-        status = row_status(row)
-        public, _ = public_view(row)
+        public, status = public_state(row)
         forecast = expected.get(row["lot_id"])
         if status is LotStatus.CLOSED or (
             status is LotStatus.FULL and (forecast is None or forecast.high == 0)
@@ -114,7 +114,7 @@ async def get_vacancies(request: web.Request) -> web.Response:
     body: dict[str, Any] = {"items": items}
     if held:
         body["reservations"] = list(held.values())
-    return web.json_response(body)
+    return web.Response(body=orjson.dumps(body), content_type="application/json", charset="utf-8")
 
 
 async def driver_holds(request: web.Request) -> dict[str, dict[str, Any]]:

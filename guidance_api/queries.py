@@ -46,10 +46,15 @@ def public_view(row: Any) -> tuple[LotCounts, bool]:
     return counts, closed_to_public or row["lot_status"] == "closed"
 
 
+def public_state(row: Any) -> tuple[LotCounts, LotStatus]:
+    """Return the public counts of a ``lots`` row and its public status by the core's one rule."""
+    counts, closed = public_view(row)
+    return counts, lot_status_of(counts, closed=closed)
+
+
 def row_status(row: Any) -> LotStatus:
     """Return the public status of a ``lots`` row (with ``status AS lot_status``) by the core's one rule."""
-    counts, closed = public_view(row)
-    return lot_status_of(counts, closed=closed)
+    return public_state(row)[1]
 
 
 def lot_view(row: Any) -> dict[str, Any]:
