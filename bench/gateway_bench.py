@@ -100,6 +100,12 @@ def gateways(
         yield procs
 
 
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user + system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float:
     """Return a process's peak resident memory (VmHWM) in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -295,7 +301,9 @@ async def run(args: argparse.Namespace, harness: ServiceHarness, log_dir: Path) 
     since = datetime.now(UTC)  # the backlog's readings are stamped at publishing, after this
     publish(endpoint, prefix, devices, n, start_seq=20_000_000)
     with gateways(harness, url, prefix, args, log_dir / "drain") as procs:
+        cpu_before = sum(cpu_seconds(p.pid) for p in procs)
         report["gateway"] = await drain_rate(conn, since, n)
+        report["cpu_ms_per_1k"] = (sum(cpu_seconds(p.pid) for p in procs) - cpu_before) / n * 1e6
         probe = await asyncpg.connect(url)
         lat = await latency(conn, probe, endpoint, prefix, devices, args.stream_rate, args.stream_seconds)
         await probe.close()
@@ -335,6 +343,10 @@ def print_report(r: dict[str, float], lat: list[float], args: argparse.Namespace
             f"p99 {p99 * 1000:.0f} ms, max {max(lat) * 1000:.0f} ms "
             f"(target p99 <= {args.flush_ms + 100} ms; probe resolution 5 ms)"
         )
+    print(
+        f"gateway CPU during the drain: {r['cpu_ms_per_1k']:.1f} ms per 1,000 messages "
+        f"(all {args.processes} process(es), from ready to the last commit)"
+    )
     print(f"gateway peak RSS: {r['rss_mb']:.0f} MB (target <= 200 MB at 1M spots)")
     summarise(r, lat, args)
 
@@ -352,6 +364,14 @@ def summarise(r: dict[str, float], lat: list[float], args: argparse.Namespace) -
             "bare paho drain" if "paho" in r else "",
             r.get("paho"),
             load,
+        ),
+        Figure(
+            f"gateway CPU per 1,000 messages in the drain, {procs}",
+            r["cpu_ms_per_1k"],
+            "ms",
+            "-",
+            None,
+            load=load,
         ),
         Figure(
             f"gateway peak RSS, {procs}",
