@@ -60,7 +60,7 @@ def row_status(row: Any) -> LotStatus:
 def lot_view(row: Any) -> dict[str, Any]:
     """Return the public JSON of a lot row."""
     updated = row["counts_updated_at"]
-    counts, closed = public_view(row)
+    counts, status = public_state(row)
     return {
         "lot_id": row["lot_id"],
         "name": row["name"],
@@ -74,7 +74,7 @@ def lot_view(row: Any) -> dict[str, Any]:
         "reserved": counts.reserved,
         "unknown": counts.unknown,
         "closed": counts.closed,
-        "status": lot_status_of(counts, closed=closed).value,
+        "status": status.value,
         "shared_spaces": row.get("shared_spaces"),
         "updated_at": updated.isoformat() if updated else None,
         "tariff_id": row["tariff_id"],
