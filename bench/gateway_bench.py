@@ -29,7 +29,7 @@ from bench.backlog import (
 from bench.summary import Figure, load_average, record
 from device_gateway.config import GatewaySettings
 from device_gateway.decode import SensorReading
-from device_gateway.store import STAGE_COLUMNS, prepare_connection, write_batch
+from device_gateway.store import STAGE_COLUMNS, write_batch
 from parking_core.adapters.settings import MqttEndpoint
 from parking_core.devtools.harness import ServiceHarness
 from parking_core.devtools.processes import Process, environment, log_line, python_module, running
@@ -271,7 +271,6 @@ async def run(args: argparse.Namespace, harness: ServiceHarness, log_dir: Path) 
     shared_c = f"$share/bench-c/{prefix}/sensors/+/state"
     shared_aio = f"$share/bench-aio/{prefix}/sensors/+/state"
     conn = await asyncpg.connect(url)
-    await prepare_connection(conn)
     # TimescaleDB indexes ts on every hypertable; plain mode needs it for the latency probe.
     await conn.execute("CREATE INDEX IF NOT EXISTS sensor_readings_ts ON sensor_readings (ts)")
     report: dict[str, float] = {}

@@ -21,7 +21,7 @@ import asyncpg
 from device_gateway import store
 from device_gateway.decode import Limits, SensorReading, decode
 from device_gateway.messages import encode_state
-from device_gateway.store import Conn, prepare_connection, write_batch
+from device_gateway.store import Conn, write_batch
 from parking_core.devtools.harness import ServiceHarness
 from parking_core.topics import sensor_topic
 from simulators.city import generate_city
@@ -110,7 +110,6 @@ async def run(args: argparse.Namespace, harness: ServiceHarness) -> None:
     await provision_city(url, city, heartbeat_interval_s=3600)
     messages = backlog([s.device_id for s in city.spots], args.readings)
     conn = await asyncpg.connect(url)
-    await prepare_connection(conn)
     spent: dict[str, float] = defaultdict(float)
     timed = cast("Conn", TimedConn(conn, spent))
     profile = cProfile.Profile()

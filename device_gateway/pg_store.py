@@ -14,7 +14,7 @@ from device_gateway.config import GatewaySettings
 from device_gateway.decode import PresenceReport, Rejection, SensorReading
 from device_gateway.ports import PoisonBatchError, StoreUnavailableError
 from device_gateway.results import BatchResult, SweepResult
-from device_gateway.store import prepare_connection, write_batch
+from device_gateway.store import write_batch
 from device_gateway.sweeps import (
     prune_refusals,
     recount_lots,
@@ -93,7 +93,7 @@ async def open_pool(settings: GatewaySettings, stop: asyncio.Event) -> asyncpg.P
     while not stop.is_set():
         try:
             return await asyncpg.create_pool(
-                settings.database_url, min_size=POOL_SIZE[0], max_size=POOL_SIZE[1], init=prepare_connection
+                settings.database_url, min_size=POOL_SIZE[0], max_size=POOL_SIZE[1]
             )
         except TRANSIENT as exc:
             log.warning("db.unavailable", error=str(exc), retry_in_s=delay)

@@ -1,4 +1,4 @@
-"""The batch writer's SQL: history by COPY + ON CONFLICT, current state set-based, one transaction."""
+"""The batch writer's SQL: history by INSERT … ON CONFLICT, current state set-based, one transaction."""
 
 from __future__ import annotations
 
@@ -13,16 +13,9 @@ from device_gateway.results import BatchResult
 from parking_core.liveness import is_life_sign
 from parking_core.topics import DeviceKind, Leaf
 
-__all__ = ["STAGE_COLUMNS", "Conn", "prepare_connection", "write_batch"]
+__all__ = ["STAGE_COLUMNS", "Conn", "write_batch"]
 
-# Temp tables live per connection; ON COMMIT DELETE ROWS empties them after each batch.
-CREATE_TEMP_TABLES = """
-CREATE TEMP TABLE IF NOT EXISTS gw_stage (
-    ts timestamptz NOT NULL, device_id text NOT NULL, seq bigint NOT NULL, spot_id text NOT NULL,
-    received_at timestamptz NOT NULL, message text NOT NULL, occupied boolean NOT NULL,
-    battery_mv integer, rssi_dbm integer
-) ON COMMIT DELETE ROWS;
-"""
+# A batch's readings as sensor_readings' columns, passed to STORE_READINGS as one array each.
 STAGE_COLUMNS = (
     "ts",
     "device_id",
@@ -99,14 +92,17 @@ WHERE device_id = ANY($1::text[]) AND kind = 'bay_sensor' AND silent_after IS NO
 ON CONFLICT (device_id) DO UPDATE SET check_at = least(device_deadlines.check_at, excluded.check_at)
 """
 
-# One statement per batch for history and current state: the staged readings go into history
-# (duplicates are no-ops), and those newer than their spot's (last_reading_ts, last_reading_seq)
-# are replayed in order: each change of status among them is a history row, the newest decides the
-# current state. (One round trip, and no temp table between the two halves.)
+# One statement per batch for history and current state: the batch's readings (one array per column
+# of STAGE_COLUMNS) go into history (duplicates are no-ops), and those newer than their spot's
+# (last_reading_ts, last_reading_seq) are replayed in order: each change of status among them is a
+# history row, the newest decides the current state. One round trip: the arrays replaced a COPY into
+# a temp table, which cost two more round trips and a truncation at every commit, all under the
+# lots' locks (docs/gateway.md, "Batch transaction").
 STORE_READINGS = f"""
 WITH ins AS (
     INSERT INTO sensor_readings ({", ".join(STAGE_COLUMNS)})
-    SELECT {", ".join(STAGE_COLUMNS)} FROM gw_stage
+    SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::bigint[], $4::text[], $5::timestamptz[],
+                         $6::text[], $7::boolean[], $8::int[], $9::int[])
     ON CONFLICT ON CONSTRAINT one_reading_per_device_seq_ts DO NOTHING
     RETURNING ts, device_id, seq, spot_id, occupied
 ), fresh AS (
@@ -235,11 +231,6 @@ async def apply_bay_sessions(conn: Conn, changes: Sequence[asyncpg.Record]) -> N
         await conn.execute(OPEN_BAY_SESSIONS, *columns)
 
 
-async def prepare_connection(conn: Conn) -> None:
-    """Create the per-connection temp tables (pool ``init``)."""
-    await conn.execute(CREATE_TEMP_TABLES)
-
-
 def batch_lots(
     registry: Mapping[str, asyncpg.Record],
     readings: Sequence[SensorReading],
@@ -333,8 +324,8 @@ async def write_presence(
 def registered_readings(
     readings: Sequence[SensorReading], registry: Mapping[str, asyncpg.Record], refused: list[Rejection]
 ) -> tuple[list[SensorReading], list[tuple[object, ...]]]:
-    """Return the readings of known bay sensors bound to a spot and their gw_stage rows; the others'
-    refusals (unknown_device, wrong_kind) are appended to *refused*.
+    """Return the readings of known bay sensors bound to a spot and their rows of STAGE_COLUMNS; the
+    others' refusals (unknown_device, wrong_kind) are appended to *refused*.
     """
     stage: list[tuple[object, ...]] = []
     good: list[SensorReading] = []
@@ -393,8 +384,8 @@ async def write_batch(
         if locked:  # before any write: presence updates devices too, maybe of lots no reading names
             await conn.fetch(LOCK_LOTS, locked)
         if good:
-            await conn.copy_records_to_table("gw_stage", records=stage, columns=STAGE_COLUMNS)
-            stored = await conn.fetch(STORE_READINGS)  # one row per change, at least one row
+            columns = [list(column) for column in zip(*stage, strict=True)]
+            stored = await conn.fetch(STORE_READINGS, *columns)  # one row per change, at least one row
             result.accepted = int(stored[0]["accepted"])
             result.duplicates = len(good) - result.accepted
             device_rows = _device_rows(good)

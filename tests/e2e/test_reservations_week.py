@@ -22,7 +22,7 @@ from billing.examples import example_tariff_documents
 from device_gateway.decode import Limits, SensorReading, decode
 from device_gateway.gate_pricing import StayPricer, price_closed_sessions
 from device_gateway.messages import encode_state
-from device_gateway.store import prepare_connection, write_batch
+from device_gateway.store import write_batch
 from guidance_api.app import create_app
 from guidance_api.context import DB_POOL
 from guidance_api.reservation_sweep import sweep
@@ -90,7 +90,6 @@ async def world(
     }
     assert (await api.put("/v1/admin/tariffs/wk-fees", json=doc, headers=ADMIN)).status in {200, 201}
     conn = await asyncpg.connect(app_settings.database_url)
-    await prepare_connection(conn)
     await conn.execute("UPDATE lots SET tariff_id = 'wk-fees'")
     rules = [
         {"rule_id": "nights", "day_types": ["weekday"], "start": "19:00", "end": "08:00", "spaces": 4},

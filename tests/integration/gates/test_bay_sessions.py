@@ -10,7 +10,7 @@ import pytest
 
 from device_gateway.decode import SensorReading
 from device_gateway.gate_pricing import StayPricer, price_closed_sessions
-from device_gateway.store import prepare_connection, write_batch
+from device_gateway.store import write_batch
 from simulators.city import generate_city
 from simulators.provision import provision_city
 
@@ -30,7 +30,6 @@ async def test_bay_sessions_follow_the_sensor_and_are_priced(database_url: str) 
     spot_a, spot_b = city.lots[0].spots
     conn = await asyncpg.connect(database_url)
     try:
-        await prepare_connection(conn)
         await write_batch(conn, [reading(spot_a.device_id, 1, 0, True)], [], [], T0)
         await write_batch(conn, [reading(spot_a.device_id, 2, 90, False)], [], [], T0)
         one_batch = [

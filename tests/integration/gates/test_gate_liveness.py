@@ -10,7 +10,7 @@ import pytest
 
 from device_gateway.decode import Limits, PresenceReport, decode
 from device_gateway.gate_tracking import find_gate
-from device_gateway.store import prepare_connection, write_batch
+from device_gateway.store import write_batch
 from device_gateway.sweeps import sweep_silent
 from parking_core.gates import Lane
 from parking_core.ids import DeviceId, LotId
@@ -32,7 +32,6 @@ T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     """A connection over a gated lot whose gates have a 30 s window."""
     connection = await asyncpg.connect(database_url)
-    await prepare_connection(connection)
     await provision_gate_lots(connection, [LOT], 5)
     await connection.execute(  # each test starts from a gate never heard from (one database a module)
         "UPDATE devices SET stale_after_s = $1, status = 'unknown', last_seen_at = NULL, silent_after = NULL,"

@@ -10,7 +10,7 @@ import pytest
 
 from device_gateway.decode import Limits, Rejection, SensorReading, decode
 from device_gateway.messages import encode_heartbeat, encode_state
-from device_gateway.store import prepare_connection, write_batch
+from device_gateway.store import write_batch
 from device_gateway.sweeps import prune_refusals, refusals_need_pruning
 from simulators.city import generate_city
 from simulators.provision import provision_city
@@ -25,7 +25,6 @@ DEVICE = CITY.lots[0].spots[0].device_id
 @pytest.fixture
 async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     connection = await asyncpg.connect(database_url)
-    await prepare_connection(connection)
     await provision_city(database_url, CITY, heartbeat_interval_s=60)
     yield connection
     await connection.close()

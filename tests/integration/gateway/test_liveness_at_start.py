@@ -16,7 +16,7 @@ from device_gateway.decode import Limits, SensorReading, decode
 from device_gateway.messages import encode_state
 from device_gateway.pg_store import POOL_SIZE, open_pool
 from device_gateway.service import Gateway, compose
-from device_gateway.store import prepare_connection, write_batch
+from device_gateway.store import write_batch
 from device_gateway.sweeps import recount_lots
 from parking_core.adapters.settings import Settings
 from parking_core.topics import sensor_topic
@@ -49,7 +49,6 @@ async def arm(database_url: str, city: CityLayout, prefix: str) -> list[str]:
         readings.append(item)
     conn = await asyncpg.connect(database_url)
     try:
-        await prepare_connection(conn)
         await write_batch(conn, readings, [], [], now)
     finally:
         await conn.close()

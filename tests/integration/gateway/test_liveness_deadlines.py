@@ -11,7 +11,7 @@ import pytest
 from device_gateway.config import GatewaySettings
 from device_gateway.decode import Limits, SensorReading, decode
 from device_gateway.messages import encode_state
-from device_gateway.store import prepare_connection, write_batch
+from device_gateway.store import write_batch
 from device_gateway.sweeps import sweep_silent
 from parking_core.adapters.settings import Settings
 from parking_core.topics import sensor_topic
@@ -34,7 +34,6 @@ SPOTS = CITY.lots[0].spots
 @pytest.fixture
 async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     connection = await asyncpg.connect(database_url)
-    await prepare_connection(connection)
     await provision_city(
         database_url, CITY, heartbeat_interval_s=10, stale_after_s=int(WINDOW.total_seconds())
     )

@@ -22,7 +22,7 @@ import pytest
 
 from device_gateway.decode import PresenceReport, SensorReading
 from device_gateway.gate_pricing import StayPricer, price_closed_sessions
-from device_gateway.store import prepare_connection, write_batch
+from device_gateway.store import write_batch
 from device_gateway.sweeps import recount_lots, sweep_silent
 from simulators.city import CityLayout, generate_city
 from simulators.provision import provision_city
@@ -56,8 +56,6 @@ async def conns(database_url: str) -> AsyncIterator[list[asyncpg.Connection]]:
     """Four connections with the writer's temp tables: two gateways' writers, a sweep, a recount."""
     opened = [await asyncpg.connect(database_url) for _ in range(4)]
     try:
-        for conn in opened:
-            await prepare_connection(conn)
         yield opened
     finally:
         for conn in opened:

@@ -11,7 +11,7 @@ import pytest
 from device_gateway.decode import Limits, PresenceReport, Rejection, SensorReading, decode
 from device_gateway.messages import encode_state
 from device_gateway.results import BatchResult
-from device_gateway.store import prepare_connection, write_batch
+from device_gateway.store import write_batch
 from device_gateway.sweeps import recount_lots, sample_active_lots, sweep_silent
 from simulators.city import generate_city
 from simulators.provision import provision_city
@@ -25,8 +25,7 @@ LOT = CITY.lots[0]
 
 @pytest.fixture
 async def conn(db: asyncpg.Connection, database_url: str) -> asyncpg.Connection:
-    """Return the test's connection, with the writer's temp tables, after provisioning the city."""
-    await prepare_connection(db)
+    """Return the test's connection after provisioning the city."""
     await provision_city(database_url, CITY, heartbeat_interval_s=10, stale_after_s=30)
     return db
 

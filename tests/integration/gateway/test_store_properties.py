@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from device_gateway.decode import SensorReading
-from device_gateway.store import prepare_connection, write_batch
+from device_gateway.store import write_batch
 from parking_core.ids import DeviceId, LotId, SpotId
 from parking_core.occupancy import Reading, Spot, apply_reading
 from simulators.city import generate_city
@@ -45,7 +45,6 @@ async def check(url: str, case: tuple[list[tuple[int, int, int, bool]], list[lis
     spots = city.lots[0].spots
     conn = await asyncpg.connect(url)
     try:
-        await prepare_connection(conn)
         readings = [
             SensorReading(
                 spots[s].device_id, "state", seq, T0 + timedelta(seconds=sec), occ, None, None, None, T0
