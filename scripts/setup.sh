@@ -8,8 +8,9 @@ log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 # Debian packages: the broker and its clients, PostgreSQL server + contrib (cube, earthdistance),
 # Node for the TimescaleDB (PGlite) test tier, Chromium (and a Chinese font) for the dashboard page test,
-# openssl (throwaway CA of the TLS broker test) and systemd (systemd-analyze verifies the shipped units).
-packages=(mosquitto mosquitto-clients postgresql postgresql-contrib nodejs npm chromium fonts-wqy-microhei openssl systemd)
+# openssl (throwaway CA of the TLS broker test), systemd (systemd-analyze verifies the shipped units) and
+# wrk (the load generator of `make bench`'s /v1/vacancies: a Python client took the CPU it measured).
+packages=(mosquitto mosquitto-clients postgresql postgresql-contrib nodejs npm chromium fonts-wqy-microhei openssl systemd wrk)
 missing=()
 for pkg in "${packages[@]}"; do
   case "$pkg" in
