@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from simulators.provision import provision_city, provision_gate_lots
 
 TARIFF_ID = "zz-zone1-underground"  # exits are priced with tiers and a daily cap
 WAIT_S = 10.0  # a probe that gets no answer in this long is counted lost, not timed
+LAYOUTS = {"split": "one gates process + one sensors process", "one": "one process for everything"}
 
 
 def add_probe_options(p: argparse.ArgumentParser) -> None:
@@ -44,6 +46,13 @@ def add_probe_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--load-rate", type=float, default=5000.0, help="background sensor readings, msg/s")
     p.add_argument("--reads", type=int, default=1000, help="plate reads per lane (and echoes)")
     p.add_argument("--gap-ms", type=float, default=10.0, help="pause between probes")
+    p.add_argument(
+        "--layout",
+        choices=("split", "one"),
+        default="split",
+        help="split: a gateway process for gates (--paths gates) beside one for sensors (--paths "
+        "sensors), as a site with gates runs them (docs/gateway.md); one: one process takes everything",
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -244,21 +253,29 @@ def probe(  # noqa: PLR0913 -- what prepare() returned, and how the gateway runs
 ) -> dict[str, list[float]]:
     """Start the gateway, load the broker with sensor readings, probe echo, entries, exits; stop."""
     prefix = f"gbench{secrets.token_hex(3)}/parking/v1"
-    settings = GatewaySettings.model_validate(
-        harness.settings(url, topic_prefix=prefix).model_dump()
-        | {"gateway_client_id": "gate-bench-gw", "gateway_log_level": log_level}
-    )
+    base = harness.settings(url, topic_prefix=prefix).model_dump() | {"gateway_log_level": log_level}
+    # The gates process (or the only one) logs to *log_path*; bench.gate_profile reads its steps.
+    layout = [("gates", log_path), ("sensors", log_path.with_name("sensors.log"))]
+    if args.layout == "one":
+        layout = [("all", log_path)]
     assert harness.mqtt_url is not None
     endpoint = MqttEndpoint.from_url(harness.mqtt_url)
     # The load runs until every probe is answered: a fixed count once ran out during the exits.
     stop_load = multiprocessing.get_context("spawn").Event()
-    with running(
-        "gateway",
-        python_module("device_gateway"),
-        env=environment(settings),
-        log_path=log_path,
-        ready=log_line("mqtt.subscribed"),
-    ):
+    with ExitStack() as gateways:
+        for paths, path_log in layout:
+            settings = GatewaySettings.model_validate(
+                base | {"gateway_client_id": f"gate-bench-{paths}", "gateway_paths": paths}
+            )
+            gateways.enter_context(
+                running(
+                    f"gateway ({paths})",
+                    python_module("device_gateway"),
+                    env=environment(settings),
+                    log_path=path_log,
+                    ready=log_line("mqtt.subscribed"),
+                )
+            )
         count = int(args.load_rate * 3600)  # an hour at most
         load = threading.Thread(
             target=publish,
@@ -286,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
             f"# gate latency {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()}: "
             f"{os.cpu_count()} cores, Python {platform.python_version()}, {len(devices)} sensors "
             f"publishing {args.load_rate:.0f} msg/s (QoS 1) in the background, {args.reads} probes per "
-            f"kind, {args.gap_ms:.0f} ms apart, TCP_NODELAY on both sides and on the broker"
+            f"kind, {args.gap_ms:.0f} ms apart, TCP_NODELAY on both sides and on the broker, "
+            f"gateway layout {LAYOUTS[args.layout]}"
         )
         results = probe(args, harness, url, devices, lot, log_path=Path(tmp) / "gateway.log")
         for name, key in (
@@ -309,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         record(
             *(
                 Figure(
-                    f"gate {key} read -> command p99",
+                    f"gate {key} read -> command p99 ({args.layout} layout)",
                     pct(results[key], 0.99) * 1000,
                     "ms",
                     "<= 25 ms (contract 200 ms)",

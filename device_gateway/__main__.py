@@ -9,7 +9,7 @@ import sys
 
 import structlog
 
-from device_gateway.config import BrokerCheck, GatewaySettings
+from device_gateway.config import BrokerCheck, GatewayPaths, GatewaySettings
 from parking_core.adapters.logs import configure_logging
 
 EXIT_UNFIT_BROKER = 3  # the broker drops a backlog (stock Mosquitto): fix its configuration
@@ -36,6 +36,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "session, is parking-gateway-<host>-<slot> (default PARKING_GATEWAY_SLOT, 1)",
     )
     parser.add_argument("--client-id", help="MQTT client id (persistent session) instead of the slot's")
+    parser.add_argument(
+        "--paths",
+        choices=[p.value for p in GatewayPaths],
+        help="messages this process subscribes to: all, sensors (state, heartbeat, presence) or gates "
+        "(plate, passage, ack); one gates process beside sensors processes keeps gate decisions off "
+        "the sensor traffic (default PARKING_GATEWAY_PATHS, all)",
+    )
     parser.add_argument("--metrics-port", type=int, help="serve /metrics on this port (0 = off)")
     parser.add_argument("--batch-rows", type=int, help="flush after this many messages")
     parser.add_argument("--flush-ms", type=int, help="flush after the oldest message waited this long")
@@ -48,6 +55,7 @@ def build_settings(args: argparse.Namespace) -> GatewaySettings:
     overrides = {
         "gateway_slot": args.slot,
         "gateway_client_id": args.client_id,
+        "gateway_paths": args.paths,
         "gateway_metrics_port": args.metrics_port,
         "gateway_batch_rows": args.batch_rows,
         "gateway_flush_interval_ms": args.flush_ms,

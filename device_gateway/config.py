@@ -28,6 +28,14 @@ class BrokerCheck(StrEnum):
     OFF = "off"  # do not check (saves ~0.5 s and a burst of 2,001 messages at start)
 
 
+class GatewayPaths(StrEnum):
+    """Which messages a gateway process subscribes to (docs/gateway.md, "Gate processes")."""
+
+    ALL = "all"  # bay sensors and presence (the batched writer) and gates
+    SENSORS = "sensors"  # bay-sensor state and heartbeat, device presence
+    GATES = "gates"  # gate plate reads, passages and command acks
+
+
 class GatewaySettings(Settings):
     """Settings of one ``parking-gateway`` process (env ``PARKING_GATEWAY_*``)."""
 
@@ -43,6 +51,9 @@ class GatewaySettings(Settings):
     gateway_slot: int = Field(default=1, ge=1, le=9999)
     gateway_client_id: str = Field(default="", max_length=64)
     gateway_share_group: str = "gateway"  # "" subscribes without a shared subscription
+    # A process of its own for gates keeps plate reads off the connection, the event loop and the
+    # GIL that carry thousands of sensor messages a second; the others then take sensors only.
+    gateway_paths: GatewayPaths = GatewayPaths.ALL
     gateway_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)  # broker keeps a week
     # MQTT 5 receive maximum: the most unacknowledged messages the broker sends us, so the bound of
     # what waits in memory during a database outage. At least two batches, so that the broker keeps

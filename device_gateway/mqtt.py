@@ -61,6 +61,7 @@ class GatewayMqtt:
         self._on_fatal = on_fatal
         self._connected_at = 0.0
         self._routes: dict[str, Receiver] = {}
+        self._subscribed: set[str] = set()  # the routed leaves this process subscribes to
         self.generation = 0  # connections so far: a mid is only meaningful on its own connection
         self.connected = asyncio.Event()
         self.subscribed = asyncio.Event()
@@ -83,12 +84,18 @@ class GatewayMqtt:
         self.client.on_subscribe = self._on_subscribe
         self._host, self._port = endpoint.host, endpoint.port
 
-    def route(self, leaves: Iterable[Leaf], receiver: Receiver) -> None:
-        """Send messages of *leaves* (e.g. sensor ``state``) to *receiver*; call before :meth:`start`."""
+    def route(self, leaves: Iterable[Leaf], receiver: Receiver, *, subscribe: bool = True) -> None:
+        """Send messages of *leaves* (e.g. sensor ``state``) to *receiver*; call before :meth:`start`.
+
+        With *subscribe* false the leaves are unsubscribed at every connect instead (other
+        processes take them: ``--paths``); what the session still delivers of them is handled.
+        """
         for leaf in leaves:
             if leaf.value in self._routes:
                 raise ValueError(f"{leaf.value!r} messages already have a receiver")
             self._routes[leaf.value] = receiver
+            if subscribe:
+                self._subscribed.add(leaf.value)
 
     def start(self) -> None:
         """Connect in the background (paho's thread reconnects with back-off on its own)."""
@@ -107,12 +114,15 @@ class GatewayMqtt:
         set_nodelay(client)
         self._connected_at = time.monotonic()
         self.generation += 1  # mids of earlier connections must not be acked on this one
-        leaves = tuple(Leaf(leaf) for leaf in sorted(self._routes))
-        topics = subscriptions(self._settings.topic_prefix, self._settings.gateway_share_group, leaves)
+        prefix, group = self._settings.topic_prefix, self._settings.gateway_share_group
+        declined = tuple(Leaf(leaf) for leaf in sorted(set(self._routes) - self._subscribed))
+        if declined:  # a persistent session keeps what it subscribed to under other --paths
+            client.unsubscribe(subscriptions(prefix, group, declined))
+        leaves = tuple(Leaf(leaf) for leaf in sorted(self._subscribed))
         # retainHandling 1: retained presence only when the subscription is new, not on every
         # reconnect of the persistent session (a million retained wills otherwise).
         options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
-        client.subscribe([(t, options) for t in topics])
+        client.subscribe([(t, options) for t in subscriptions(prefix, group, leaves)])
         log.info("mqtt.connected", session_present=bool(flags.session_present), generation=self.generation)
         self._loop.call_soon_threadsafe(self.connected.set)
 
@@ -123,7 +133,7 @@ class GatewayMqtt:
         if refused:
             log.error("mqtt.subscribe_refused", reasons=refused)  # the broker's ACL or limits
             return
-        log.info("mqtt.subscribed", routes=sorted(self._routes), generation=self.generation)
+        log.info("mqtt.subscribed", routes=sorted(self._subscribed), generation=self.generation)
         self._loop.call_soon_threadsafe(self.subscribed.set)
 
     def _on_disconnect(

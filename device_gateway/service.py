@@ -13,7 +13,7 @@ import asyncpg
 import structlog
 
 from device_gateway.availability import AvailabilityPublisher
-from device_gateway.config import GatewaySettings
+from device_gateway.config import GatewayPaths, GatewaySettings
 from device_gateway.decode import SENSOR_PATH_LEAVES
 from device_gateway.gate_path import GATE_PATH_LEAVES, GatePath, GateQueue
 from device_gateway.inbox import Inbox
@@ -160,11 +160,13 @@ def compose(
         max_bytes=settings.gateway_inbox_max_bytes,
         max_payload_bytes=settings.gateway_max_payload_bytes,
     )
-    link.route(SENSOR_PATH_LEAVES, inbox)
+    # Every process can handle every message: --paths chooses what it subscribes to, and a message
+    # still queued in its session from a subscription it has since dropped is handled, not stuck.
+    link.route(SENSOR_PATH_LEAVES, inbox, subscribe=settings.gateway_paths is not GatewayPaths.GATES)
     backoff = Backoff(max_s=settings.gateway_reconnect_max_s)
     writer = SensorWriter(settings, inbox, store, link, metrics, availability, stop, backoff)
     gate_queue = GateQueue(loop)
-    link.route(GATE_PATH_LEAVES, gate_queue)
+    link.route(GATE_PATH_LEAVES, gate_queue, subscribe=settings.gateway_paths is not GatewayPaths.SENSORS)
     gates = GatePath(settings, gate_queue, link, pool, metrics, availability, stop, backoff)
 
     async def follow_changes() -> None:
