@@ -1,8 +1,8 @@
 """A lean QoS 1 publisher for benchmark streams: MQTT 3.1.1 packets written straight to a socket.
 
-The load generator shares the two cores with what it measures. paho spends about 150 µs of CPU per
-QoS 1 publish (a message object, locks, its network thread): at 5,000 msg/s most of a core that the
-gateway, the database and the API then lack, and a source of noise between runs. This client encodes
+The load generator shares the two cores with what it measures. paho's QoS 1 publish is costly (a
+message object, locks, its network thread): about half a core at 3,000 msg/s, which the gateway, the
+database and the API then lack, and a source of noise between runs. This client encodes
 each PUBLISH itself, writes them in bursts and counts PUBACKs by their fixed size, with a window of
 unacknowledged messages; it does nothing else (no retries, no reconnection: a benchmark that loses
 its broker has failed anyway).
