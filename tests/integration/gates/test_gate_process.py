@@ -77,8 +77,11 @@ async def test_gates_and_sensors_processes_each_take_their_own_messages(
                 )
                 return bool(count == len(CITY.spots))
 
+            async def answered() -> bool:
+                return set(plates) <= entry_commands(gate)
+
             await eventually(stored)
-            await eventually(lambda: _all(entry_commands(gate), plates))
+            await eventually(answered)
             assert sensor_gw.metrics.received["state"] == len(CITY.spots)
             assert not set(sensor_gw.metrics.received) - SENSOR_KINDS  # no plate, passage or ack
             assert gate_gw.metrics.received["plate"] == len(plates)
@@ -86,7 +89,3 @@ async def test_gates_and_sensors_processes_each_take_their_own_messages(
     finally:
         gate.close()
         await conn.close()
-
-
-async def _all(got: set[str], wanted: list[str]) -> bool:
-    return set(wanted) <= got
